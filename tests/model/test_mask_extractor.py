@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from osprey.config import MaskExtractorConfig
+from osprey.model.mask_extractor import MaskExtractor, box_normalised_shape
+from osprey.model.reference import official_per_image
+
+
+def _extractor(shape_encoding: str = "official") -> MaskExtractor:
+    config = MaskExtractorConfig(embed_dim=32, shape_size=16, shape_hidden=24, shape_encoding=shape_encoding)
+    return MaskExtractor(config, (8, 12, 16, 20), 40).eval()
+
+
+def _features(batch: int) -> list[torch.Tensor]:
+    return [torch.randn(batch, c, s, s) for c, s in ((8, 32), (12, 16), (16, 8), (20, 4))]
+
+
+def _random_masks(regions: int, height: int, width: int) -> torch.Tensor:
+    masks = (torch.rand(regions, height, width) > 0.7).float()
+    masks[0] = 0  # an empty region
+    masks[1] = 0
+    masks[1, 3:5, 4:6] = 1  # a tiny region that vanishes at coarse levels
+    return masks
+
+
+def test_vectorised_equals_official_per_image_path_with_mixed_sizes() -> None:
+    extractor = _extractor()
+    masks = [_random_masks(5, 60, 90), _random_masks(3, 33, 47), _random_masks(4, 60, 90)]
+    features = _features(3)
+    with torch.no_grad():
+        mask_tokens, pos_tokens = extractor(features, masks)
+        ref_mask, ref_pos = official_per_image(extractor, features, masks)
+    torch.testing.assert_close(mask_tokens, torch.cat(ref_mask), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pos_tokens, torch.cat(ref_pos), atol=1e-5, rtol=1e-5)
+
+
+def test_empty_mask_gives_bias_only_and_no_nan() -> None:
+    extractor = _extractor()
+    masks = [torch.zeros(2, 40, 40)]
+    with torch.no_grad():
+        mask_tokens, pos_tokens = extractor(_features(1), masks)
+    assert torch.isfinite(mask_tokens).all() and torch.isfinite(pos_tokens).all()
+    levels_bias = sum(linear.bias for linear in extractor.level_linears())
+    torch.testing.assert_close(mask_tokens[0], extractor.feat_linear(levels_bias))
+
+
+def test_image_without_regions_and_gradients_flow() -> None:
+    extractor = _extractor().train()
+    masks = [torch.zeros(0, 20, 20), _random_masks(3, 20, 20)]
+    mask_tokens, pos_tokens = extractor(_features(2), masks)
+    assert mask_tokens.shape == (3, 40) and pos_tokens.shape == (3, 40)
+    (mask_tokens.sum() + pos_tokens.sum()).backward()
+    assert extractor.res2.weight.grad is not None and extractor.mask_linear.layers[0].weight.grad is not None
+
+
+def test_box_encoding_is_translation_invariant_and_keeps_the_box() -> None:
+    mask = torch.zeros(1, 64, 64)
+    mask[0, 10:20, 5:25] = 1
+    moved = torch.roll(mask, shifts=(30, 20), dims=(1, 2))
+    a, b = box_normalised_shape([mask], 16), box_normalised_shape([moved], 16)
+    torch.testing.assert_close(a[:, :-4], b[:, :-4])
+    torch.testing.assert_close(a[0, -4:], torch.tensor([5 / 64, 10 / 64, 25 / 64, 20 / 64]))
+    extractor = _extractor("box")
+    with torch.no_grad():
+        _, pos = extractor(_features(1), [torch.cat([mask, torch.zeros(1, 64, 64)])])
+    assert torch.isfinite(pos).all()
+
+
+def test_bad_mask_shape_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"expected \(R, H, W\)"):
+        _extractor()(_features(1), [torch.zeros(20, 20)])
