@@ -21,5 +21,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(item.fspath).resolve().parents:
             item.add_marker(
-                pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy:DeprecationWarning")
+                pytest.mark.filterwarnings(
+                    "ignore:__array__ implementation doesn't accept a copy:DeprecationWarning"
+                )
             )

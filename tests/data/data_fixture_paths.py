@@ -17,7 +17,10 @@ SOURCE_FIXTURES: dict[str, tuple[Path, Path]] = {
     "osprey_conversation": (FIXTURES / "osprey724k/osprey_conversation.json", IMAGES / "coco"),
     "osprey_detail_description": (FIXTURES / "osprey724k/osprey_detail_description.json", IMAGES / "coco"),
     "osprey_part_level": (FIXTURES / "osprey724k/osprey_part_level.json", IMAGES / "coco"),
-    "osprey_lvis_positive_negative": (FIXTURES / "osprey724k/osprey_lvis_positive_negative.json", IMAGES / "coco"),
+    "osprey_lvis_positive_negative": (
+        FIXTURES / "osprey724k/osprey_lvis_positive_negative.json",
+        IMAGES / "coco",
+    ),
     "coco_instances": (FIXTURES / "coco/instances_train2017.json", IMAGES / "coco"),
     "refcoco": (FIXTURES / "refcocos/finetune_refcoco_train_with_mask.json", IMAGES / "coco"),
     "refcoco+": (FIXTURES / "refcocos/finetune_refcoco+_train_with_mask.json", IMAGES / "coco"),

@@ -10,12 +10,17 @@ def test_template_counts_match_the_official_lists() -> None:
     assert len(prompts.VG_QUESTIONS) == 24
     assert len(prompts.VCR_WHY_QUESTIONS) == 39
     assert len(prompts.VCR_REGION_INTROS) == 7
-    assert all("<region>" in q for q in prompts.DETAILED_QUESTIONS + prompts.VG_QUESTIONS + prompts.VCR_REGION_INTROS)
+    assert all(
+        "<region>" in q for q in prompts.DETAILED_QUESTIONS + prompts.VG_QUESTIONS + prompts.VCR_REGION_INTROS
+    )
     assert "ablout" in prompts.DETAILED_QUESTIONS[24] and "represtented" in prompts.DETAILED_QUESTIONS[28]
 
 
 def test_region_count_sentence_singular_and_plural() -> None:
-    assert prompts.region_count_sentence(["<region1>"]) == "Ther are 1 part region in the picture: region1<region1>. "
+    assert (
+        prompts.region_count_sentence(["<region1>"])
+        == "Ther are 1 part region in the picture: region1<region1>. "
+    )
     assert (
         prompts.region_count_sentence(["<region1>", "<region2>"])
         == "Ther are 2 part regions in the picture: region1<region1>,region2<region2>. "

@@ -20,7 +20,9 @@ def region() -> RegionMask:
 
 def build(texts: list[str], n_regions: int = 2) -> Sample:
     turns = tuple(Turn("user" if i % 2 == 0 else "assistant", t) for i, t in enumerate(texts))
-    return Sample("s:0", ImageRef("a.jpg", 12, 16), tuple(region() for _ in range(n_regions)), turns, "s", "t")
+    return Sample(
+        "s:0", ImageRef("a.jpg", 12, 16), tuple(region() for _ in range(n_regions)), turns, "s", "t"
+    )
 
 
 def test_valid_sample_keeps_masks_lazy_and_decodes_on_demand() -> None:
@@ -47,8 +49,19 @@ def test_repeated_mentions_are_allowed() -> None:
         (["What is <region1>?", "x"], 1, CONVERSATION, r"expected '<image>\\n'"),
         (["<image>\n<region1>", "x", "<image> again", "y"], 1, CONVERSATION, "2 '<image>' tokens"),
         (["<image>\n<region3>", "x"], 2, REGION_REFS, r"region\(s\) \[3\]; expected 1..2"),
-        (["<image>\n<region1>", "x"], 2, REGION_REFS, r"region\(s\) \[2\] have a mask but are never mentioned"),
+        (
+            ["<image>\n<region1>", "x"],
+            2,
+            REGION_REFS,
+            r"region\(s\) \[2\] have a mask but are never mentioned",
+        ),
         (["<image>\n<region2> <region1>", "x"], 2, REGION_REFS, r"order \[2, 1\]; expected 1..2 in order"),
+        (
+            ["<image>\n<region1>", "It is <region1>."],
+            1,
+            REGION_REFS,
+            r"assistant turn 1 holds region tag\(s\) \[1\]",
+        ),
     ],
 )
 def test_broken_invariants_are_refused(texts: list[str], n: int, problem: str, message: str) -> None:

@@ -71,7 +71,11 @@ def test_short_answers_carry_the_limit_on_every_question(name: str) -> None:
     sample = parse(name, records(name)[0])
     questions = [t.text for t in sample.turns[0::2]]
     assert all(q.endswith(LIMIT) for q in questions)
-    assert questions[1] == ("What shape is region2?" if name == "osprey_short_form" else "What is the material of region2?") + LIMIT
+    assert (
+        questions[1]
+        == ("What shape is region2?" if name == "osprey_short_form" else "What is the material of region2?")
+        + LIMIT
+    )
 
 
 def test_detail_description_questions_are_drawn_per_call() -> None:
@@ -82,18 +86,30 @@ def test_detail_description_questions_are_drawn_per_call() -> None:
     assert q1[len(OVERVIEW) :] in [q.replace("<region>", "<mask><pos>") for q in DETAILED_QUESTIONS]
     assert sample.turns[0].text.count("<region1>") == 1 and "<region2>" in sample.turns[2].text
     assert a1 == "A red rectangle stands on the left side of the picture, upright and flat."
-    assert a2 == "A blue ellipse lies to the right of region1, wider than it is tall."  # literal tag made plain
+    assert (
+        a2 == "A blue ellipse lies to the right of region1, wider than it is tall."
+    )  # literal tag made plain
     # same seed, same draw; other seeds (other epochs) draw other questions
     assert official_turns(parse("osprey_detail_description", record, seed=3)) == [q1, a1, q2, a2]
-    drawn = {tuple(official_turns(parse("osprey_detail_description", record, seed=s))[0::2]) for s in range(8)}
+    drawn = {
+        tuple(official_turns(parse("osprey_detail_description", record, seed=s))[0::2]) for s in range(8)
+    }
     assert len(drawn) > 1
 
 
 def test_lvis_positive_negative_keeps_file_name_and_binds_mentions() -> None:
     sample = parse("osprey_lvis_positive_negative", records("osprey_lvis_positive_negative")[0])
     assert sample.image.path == "000000000025.jpg"
-    assert official_turns(sample) == [OVERVIEW + "Is <mask><pos> a frisbee?", "Yes", "Is <mask><pos> a stop sign?", "No"]
-    assert [t.text for t in sample.turns[0::2]] == [OVERVIEW + "Is <region1> a frisbee?", "Is <region2> a stop sign?"]
+    assert official_turns(sample) == [
+        OVERVIEW + "Is <mask><pos> a frisbee?",
+        "Yes",
+        "Is <mask><pos> a stop sign?",
+        "No",
+    ]
+    assert [t.text for t in sample.turns[0::2]] == [
+        OVERVIEW + "Is <region1> a frisbee?",
+        "Is <region2> a stop sign?",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -104,7 +120,9 @@ def test_lvis_positive_negative_keeps_file_name_and_binds_mentions() -> None:
         (["Is <region1> a frisbee?", "Is <region1> or <region2> a sign?"], r"\[1, 1, 2\]"),
     ],
 )
-def test_lvis_mentions_that_the_official_splice_would_misbind_are_errors(questions: list[str], message: str) -> None:
+def test_lvis_mentions_that_the_official_splice_would_misbind_are_errors(
+    questions: list[str], message: str
+) -> None:
     record = copy.deepcopy(records("osprey_lvis_positive_negative")[0])
     record["conversations"][0]["value"], record["conversations"][2]["value"] = questions
     with pytest.raises(RecordError, match=message) as info:
@@ -124,11 +142,23 @@ def test_reserved_tokens_in_raw_text_are_refused() -> None:
     ("change", "problem", "message"),
     [
         ({"conversations": []}, CONVERSATION, "expected a question/answer pair"),
-        ({"conversations": [{"from": "human", "value": "q"}]}, CONVERSATION, "expected a question/answer pair"),
-        ({"conversations": [{"from": "gpt", "value": "a"}, {"from": "human", "value": "q"}]}, CONVERSATION, "from 'gpt'"),
+        (
+            {"conversations": [{"from": "human", "value": "q"}]},
+            CONVERSATION,
+            "expected a question/answer pair",
+        ),
+        (
+            {"conversations": [{"from": "gpt", "value": "a"}, {"from": "human", "value": "q"}]},
+            CONVERSATION,
+            "from 'gpt'",
+        ),
         ({"annotation": []}, NO_REGIONS, "'annotation' is empty"),
         ({"width": -3}, "schema", "width -3"),
-        ({"annotation": [{"bbox": [0, 0, 1, 1], "segmentation": [[1, 2, 3]]}]}, "mask", "region 1: polygon 0 has 3"),
+        (
+            {"annotation": [{"bbox": [0, 0, 1, 1], "segmentation": [[1, 2, 3]]}]},
+            "mask",
+            "region 1: polygon 0 has 3",
+        ),
     ],
 )
 def test_conversation_record_errors(change: dict, problem: str, message: str) -> None:

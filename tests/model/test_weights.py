@@ -105,3 +105,28 @@ def test_save_pretrained_round_trips_exactly(tmp_path: Path) -> None:
         assert torch.equal(loaded.state_dict()[key], value), key
     ids = torch.randint(3, 32000, (1, 6))
     torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
+
+
+def test_convert_cli_and_open_clip_tower_weights(official_folder, tmp_path: Path) -> None:
+    """An official folder without tower tensors loads with a separate open_clip checkpoint; convert round-trips."""
+    from osprey.cli import main
+
+    model, folder = official_folder
+    stripped = tmp_path / "no_tower"
+    stripped.mkdir()
+    (stripped / "config.json").write_text((folder / "config.json").read_text())
+    state = {}
+    for shard in sorted(folder.glob("pytorch_model-*.bin")):
+        state.update(torch.load(shard, weights_only=True))
+    tower = {k.removeprefix("model.vision_tower.vision_tower."): v for k, v in state.items() if k.startswith("model.vision_tower.")}
+    rest = {k: v for k, v in state.items() if not k.startswith("model.vision_tower.")}
+    torch.save(rest, stripped / "pytorch_model.bin")
+    clip = {**tower, "token_embedding.weight": torch.zeros(4, 2), "logit_scale": torch.tensor(1.0)}
+    torch.save(clip, tmp_path / "open_clip_pytorch_model.bin")
+    with pytest.raises(CheckpointError, match="missing"):
+        load_official(stripped)
+    out = tmp_path / "converted"
+    assert main(["convert", str(stripped), str(out), "--clip-weights", str(tmp_path / "open_clip_pytorch_model.bin")]) == 0
+    converted = from_pretrained(out)
+    for key, value in model.state_dict().items():
+        assert torch.equal(converted.state_dict()[key], value), key

@@ -2,7 +2,8 @@
 
 validate: read FILE with the parser ``--source``, check every record (see
 :mod:`osprey.data.validate`), print counts per problem and each bad record's index and reason,
-optionally write the good records to ``--keep-good`` in the same layout. Exit 0 if every record is
+optionally write the good records to ``--keep-good`` in the same layout and the report to
+``--report-json``. Exit 0 if every record is
 good, 1 if any is bad or the file cannot be read as records, 2 on usage errors (unknown source,
 missing file).
 
@@ -15,6 +16,7 @@ show: render record ``--index`` of FILE as a PNG (image, numbered mask overlays,
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 from collections.abc import Sequence
@@ -40,13 +42,18 @@ def add_data_subcommands(subparsers: argparse._SubParsersAction) -> argparse.Arg
     )
     validate.add_argument("file", type=Path, metavar="FILE")
     validate.add_argument("--source", required=True, metavar="NAME", help=f"parser name: {sources}")
-    validate.add_argument("--images", type=Path, metavar="DIR", help="image folder (checks images; VCR metadata)")
+    validate.add_argument(
+        "--images", type=Path, metavar="DIR", help="image folder (checks images; VCR metadata)"
+    )
     validate.add_argument("--keep-good", type=Path, metavar="OUT", help="write the good records here")
     validate.add_argument("--seed", type=int, default=0, help="seed of template/region draws (default 0)")
-    validate.add_argument("--no-decode", action="store_true", help="skip decoding masks (structural checks only)")
     validate.add_argument(
-        "--max-listed", type=int, default=200, metavar="N", help="list at most N problems (0: all; default 200)"
+        "--no-decode", action="store_true", help="skip decoding masks (structural checks only)"
     )
+    validate.add_argument(
+        "--max-listed", type=int, default=0, metavar="N", help="list at most N problems (default: all)"
+    )
+    validate.add_argument("--report-json", type=Path, metavar="OUT", help="also write the report as JSON")
     validate.set_defaults(func=run_validate)
 
     show = commands.add_parser(
@@ -74,6 +81,10 @@ def run_validate(args: argparse.Namespace) -> int:
         args.file, args.source, images=args.images, seed=args.seed, decode_masks=not args.no_decode
     )
     print(report.format(max_listed=args.max_listed or None))
+    if args.report_json is not None:
+        args.report_json.write_text(
+            json.dumps(report.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     if args.keep_good is not None and report.file_error is None:
         good = [records[i] for i in report.good_indices]
         get_parser(args.source).save(good, args.keep_good)
@@ -94,7 +105,10 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_DATA
     if not 0 <= args.index < len(records):
-        print(f"error: --index {args.index}; expected 0..{len(records) - 1} ({len(records)} records)", file=sys.stderr)
+        print(
+            f"error: --index {args.index}; expected 0..{len(records) - 1} ({len(records)} records)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         samples = parse_one(parser, records[args.index], rng=random.Random(args.seed), index=args.index)
@@ -111,7 +125,10 @@ def run_show(args: argparse.Namespace) -> int:
 
 def _check_usage(args: argparse.Namespace) -> int | None:
     if args.source not in PARSERS:
-        print(f"error: unknown source {args.source!r}; expected one of {', '.join(sorted(PARSERS))}", file=sys.stderr)
+        print(
+            f"error: unknown source {args.source!r}; expected one of {', '.join(sorted(PARSERS))}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if not args.file.is_file():
         print(f"error: {str(args.file)!r} is not a file", file=sys.stderr)

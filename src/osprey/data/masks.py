@@ -128,7 +128,9 @@ def _check_rle(rle: Any, height: int, width: int) -> None:
         raise MaskError(f"RLE {_short(rle)}; expected a dict with 'size' and 'counts'")
     size = rle["size"]
     if not isinstance(size, list | tuple) or list(size) != [height, width]:
-        raise MaskError(f"RLE size {_short(size)}; expected [{height}, {width}] (the image's [height, width])")
+        raise MaskError(
+            f"RLE size {_short(size)}; expected [{height}, {width}] (the image's [height, width])"
+        )
     runs = rle_counts(rle)
     if any(r < 0 for r in runs):
         raise MaskError(f"RLE has a negative run length {min(runs)}; expected runs >= 0")
@@ -251,7 +253,9 @@ def load_png_mask(path: str | Path, *, height: int | None = None, width: int | N
     if array.ndim == 3:
         array = array.any(axis=-1)
     if height is not None and width is not None and array.shape != (height, width):
-        raise MaskError(f"PNG mask {str(path)!r} is {array.shape[1]}x{array.shape[0]}; expected {width}x{height}")
+        raise MaskError(
+            f"PNG mask {str(path)!r} is {array.shape[1]}x{array.shape[0]}; expected {width}x{height}"
+        )
     return array != 0
 
 
@@ -320,7 +324,9 @@ def masks_to_tensor(masks: Sequence[np.ndarray]) -> torch.Tensor:
         return torch.zeros((0, 0, 0), dtype=torch.float32)
     shapes = {m.shape for m in masks}
     if len(shapes) != 1 or len(next(iter(shapes))) != 2:
-        raise MaskError(f"masks of shapes {sorted(shapes)}; expected one (H, W) shape for all masks of an image")
+        raise MaskError(
+            f"masks of shapes {sorted(shapes)}; expected one (H, W) shape for all masks of an image"
+        )
     return torch.from_numpy(np.stack([np.asarray(m) != 0 for m in masks])).to(torch.float32)
 
 

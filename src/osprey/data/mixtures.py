@@ -41,7 +41,9 @@ class MixtureEntry:
 
     def __post_init__(self) -> None:
         if self.parser not in PARSERS:
-            raise ValueError(f"mixture entry parser {self.parser!r}; expected one of {', '.join(sorted(PARSERS))}")
+            raise ValueError(
+                f"mixture entry parser {self.parser!r}; expected one of {', '.join(sorted(PARSERS))}"
+            )
         if not self.weight >= 0:
             raise ValueError(f"mixture entry weight {self.weight!r} for {self.annotations!r}; expected >= 0")
 
@@ -59,7 +61,8 @@ class Mixture:
         return replace(
             self,
             entries=tuple(
-                replace(e, annotations=str(root / e.annotations), images=str(root / e.images)) for e in self.entries
+                replace(e, annotations=str(root / e.annotations), images=str(root / e.images))
+                for e in self.entries
             ),
         )
 
@@ -73,8 +76,14 @@ STAGE2 = Mixture(
         MixtureEntry("coco_instances", "coco/annotations/instances_train2017.json", "coco/imgs"),
         MixtureEntry("refcoco", "refcocos/finetune_refcoco_train_with_mask.json", "coco/imgs"),
         MixtureEntry("refcoco+", "refcocos/finetune_refcoco+_train_with_mask.json", "coco/imgs"),
-        MixtureEntry("pascal_part", "part_data/pascal_part/train.json", "part_data/pascal_part/VOCdevkit/VOC2010/JPEGImages"),
-        MixtureEntry("part_imagenet", "part_data/partImagenet/train_format.json", "part_data/partImagenet/train"),
+        MixtureEntry(
+            "pascal_part",
+            "part_data/pascal_part/train.json",
+            "part_data/pascal_part/VOCdevkit/VOC2010/JPEGImages",
+        ),
+        MixtureEntry(
+            "part_imagenet", "part_data/partImagenet/train_format.json", "part_data/partImagenet/train"
+        ),
     ),
 )
 
@@ -82,7 +91,9 @@ STAGE3 = Mixture(
     "stage3",
     (
         MixtureEntry("osprey_short_form", "Osprey-724K/osprey_short_form.json", "coco/imgs"),
-        MixtureEntry("osprey_lvis_positive_negative", "Osprey-724K/osprey_lvis_positive_negative.json", "coco/imgs"),
+        MixtureEntry(
+            "osprey_lvis_positive_negative", "Osprey-724K/osprey_lvis_positive_negative.json", "coco/imgs"
+        ),
         MixtureEntry("osprey_conversation", "Osprey-724K/osprey_conversation.json", "coco/imgs"),
         MixtureEntry("osprey_detail_description", "Osprey-724K/osprey_detail_description.json", "coco/imgs"),
         MixtureEntry("osprey_part_level", "Osprey-724K/osprey_part_level.json", "coco/imgs"),
@@ -111,7 +122,11 @@ def mixture_from_dict(data: Mapping[str, Any] | list[Any], *, name: str = "custo
                 f"mixture entry {i} has unknown keys {sorted(unknown)} / lacks {sorted(missing)}; "
                 "expected parser, annotations, images and optional weight"
             )
-        entries.append(MixtureEntry(str(raw["parser"]), str(raw["annotations"]), str(raw["images"]), float(raw.get("weight", 1.0))))
+        entries.append(
+            MixtureEntry(
+                str(raw["parser"]), str(raw["annotations"]), str(raw["images"]), float(raw.get("weight", 1.0))
+            )
+        )
     return Mixture(str(data.get("name", name)), tuple(entries))
 
 

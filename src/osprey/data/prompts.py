@@ -99,7 +99,9 @@ PASCAL_PART_SUBCATEGORIES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def _part_begin(lead: str, answer_format: str, categories: Sequence[str], subcategories: Sequence[str]) -> str:
+def _part_begin(
+    lead: str, answer_format: str, categories: Sequence[str], subcategories: Sequence[str]
+) -> str:
     # Official: no space in "what you see" + "in the image" ("seein") and ","-joined subcategories.
     return (
         lead

@@ -9,9 +9,9 @@ strings byte for byte, while the tag still says which mask it means.
 
 Invariants checked when a sample is built (so no later stage can meet a malformed one):
 turns alternate user/assistant starting with the user; the first user turn starts with
-``"<image>\\n"`` and no other ``<image>`` appears; every ``<regionK>`` has ``1 <= K <= len(regions)``,
-every region is mentioned, and regions are numbered in order of first mention (as the official
-loaders bind the i-th ``<mask>`` to the i-th mask).
+``"<image>\\n"`` and no other ``<image>`` appears; ``<regionK>`` tags appear in user turns only,
+every one has ``1 <= K <= len(regions)``, every region is mentioned, and regions are numbered in
+order of first mention (as the official loaders bind the i-th ``<mask>`` to the i-th mask).
 """
 
 from __future__ import annotations
@@ -135,11 +135,23 @@ def check_turns(turns: Sequence[Turn]) -> None:
         raise SampleError(CONVERSATION, f"turn 0 starts {turns[0].text[:30]!r}; expected '<image>\\n'")
     n_images = sum(turn.text.count(IMAGE_TOKEN) for turn in turns)
     if n_images != 1:
-        raise SampleError(CONVERSATION, f"{n_images} '<image>' tokens in the conversation; expected exactly 1")
+        raise SampleError(
+            CONVERSATION, f"{n_images} '<image>' tokens in the conversation; expected exactly 1"
+        )
 
 
 def check_region_mentions(turns: Sequence[Turn], num_regions: int) -> None:
-    """Raise :class:`SampleError` unless the ``<regionK>`` tags and the ``num_regions`` masks agree."""
+    """Raise :class:`SampleError` unless the ``<regionK>`` tags and the ``num_regions`` masks agree.
+
+    Tags belong to user turns only: assistant text is plain (the renderer, ``osprey.text.render``,
+    reads it as text), so a tag there would silently mean something else than it says.
+    """
+    for i, turn in enumerate(turns):
+        if turn.role == "assistant" and region_mentions(turn.text):
+            raise SampleError(
+                REGION_REFS,
+                f"assistant turn {i} holds region tag(s) {region_mentions(turn.text)}; expected plain text",
+            )
     mentions = [k for turn in turns for k in region_mentions(turn.text)]
     bad = sorted({k for k in mentions if not 1 <= k <= num_regions})
     if bad:

@@ -150,7 +150,9 @@ def _text_lines(sample: Sample, image_note: str | None, mask_notes: list[str]) -
     lines = [(sample.sample_id, "title")]
     meta = [f"source {sample.source}  |  task {sample.task}  |  {len(sample.regions)} regions"]
     meta.append(f"image {sample.image.path} ({size})")
-    for text, style in [(m, "meta") for m in meta] + [(n, "note") for n in ([image_note] if image_note else []) + mask_notes]:
+    for text, style in [(m, "meta") for m in meta] + [
+        (n, "note") for n in ([image_note] if image_note else []) + mask_notes
+    ]:
         lines += [(line, style) for line in textwrap.wrap(text, WRAP_CHARS, break_long_words=True)]
     lines.append(("", "body"))
     for turn in sample.turns:
@@ -172,26 +174,32 @@ _STYLES: dict[str, dict[str, Any]] = {
 }
 
 
-def _draw_text(fig: Any, lines: list[tuple[str, str]], *, x_in: float, top_in: float, fig_w: float, fig_h: float) -> None:
+def _draw_text(
+    fig: Any, lines: list[tuple[str, str]], *, x_in: float, top_in: float, fig_w: float, fig_h: float
+) -> None:
     """Draw the lines top-down; ``<regionK>`` tags in body lines get their region's colour."""
     renderer = fig.canvas.get_renderer()
     for i, (text, style) in enumerate(lines):
         y = 1 - (top_in + (i + 0.8) * LINE_IN) / fig_h
-        x = x_in / fig_w
         if style != "body":
-            fig.text(x, y, text, **_STYLES[style])
+            fig.text(x_in / fig_w, y, text, **_STYLES[style])
             continue
-        pos = 0
-        for match in [*REGION_TAG_RE.finditer(text), None]:
-            end = match.start() if match else len(text)
-            for piece, kwargs in (
-                (text[pos:end], _STYLES["body"]),
-                *([(match.group(0), {**_STYLES["body"], "color": region_color(int(match.group(1))), "fontweight": "bold"})]
-                  if match else []),
-            ):  # fmt: skip
-                if not piece:
-                    continue
-                artist = fig.text(x, y, piece, **kwargs)
-                x += artist.get_window_extent(renderer).width / (fig_w * fig.dpi)
-            if match:
-                pos = match.end()
+        x = x_in / fig_w
+        for piece, kwargs in _segments(text):
+            artist = fig.text(x, y, piece, **kwargs)
+            x += artist.get_window_extent(renderer).width / (fig_w * fig.dpi)
+
+
+def _segments(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """``text`` split into plain pieces and ``<regionK>`` tags, each with its text style."""
+    segments: list[tuple[str, dict[str, Any]]] = []
+    pos = 0
+    for match in REGION_TAG_RE.finditer(text):
+        if match.start() > pos:
+            segments.append((text[pos : match.start()], _STYLES["body"]))
+        tag_style = {**_STYLES["body"], "color": region_color(int(match.group(1))), "fontweight": "bold"}
+        segments.append((match.group(0), tag_style))
+        pos = match.end()
+    if pos < len(text):
+        segments.append((text[pos:], _STYLES["body"]))
+    return segments

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -69,6 +70,19 @@ class ValidationReport:
         """Number of problems per problem code."""
         return Counter(p.problem for p in self.problems)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: totals, counts per problem and every problem."""
+        return {
+            "path": self.path,
+            "source": self.source,
+            "file_error": self.file_error,
+            "num_records": self.num_records,
+            "num_bad_records": len(self.bad_indices),
+            "num_samples": self.num_samples,
+            "counts": dict(sorted(self.counts().items())),
+            "problems": [asdict(p) for p in self.problems],
+        }
+
     def format(self, *, max_listed: int | None = None) -> str:
         """Human-readable report: totals, counts per problem, then each bad record's index and reason."""
         lines = [f"{self.source}: {self.path}"]
@@ -90,7 +104,7 @@ class ValidationReport:
         listed = self.problems if max_listed is None else self.problems[:max_listed]
         lines += [f"    #{p.index:<5} {p.problem:<{width}}  {p.reason}" for p in listed]
         if len(listed) < len(self.problems):
-            lines.append(f"    ... {len(self.problems) - len(listed)} more (use --max-listed 0 to list all)")
+            lines.append(f"    ... {len(self.problems) - len(listed)} more not listed")
         return "\n".join(lines)
 
 
@@ -118,12 +132,14 @@ def validate_records(
     parser: Parser,
     records: list[Record],
     *,
-    report: ValidationReport,
+    report: ValidationReport | None = None,
     images: str | Path | None = None,
     seed: int = 0,
     decode_masks: bool = True,
 ) -> ValidationReport:
-    """Fill ``report`` with the problems of ``records`` (parsed with a ``seed``-ed generator)."""
+    """The problems of ``records`` (parsed with a ``seed``-ed generator), added to ``report`` if given."""
+    if report is None:
+        report = ValidationReport(path="<records>", source=parser.name)
     rng = random.Random(seed)
     image_sizes: dict[Path, tuple[int, int] | Problem] = {}
     report.num_records = len(records)
@@ -154,7 +170,9 @@ def _mask_problems(sample: Sample, index: int, images: str | Path | None) -> lis
             problems.append(Problem(index, MASK, f"region {k}: {err}"))
             continue
         if not mask.any():
-            problems.append(Problem(index, MASK_EMPTY, f"region {k} ({region.kind}) decodes to an empty mask"))
+            problems.append(
+                Problem(index, MASK_EMPTY, f"region {k} ({region.kind}) decodes to an empty mask")
+            )
     return problems
 
 
@@ -187,5 +205,7 @@ def _read_image_size(path: Path) -> tuple[int, int] | Problem:
             width, height = img.size
             img.verify()
     except Exception as err:  # PIL raises many types for broken files
-        return Problem(-1, IMAGE_UNREADABLE, f"image {str(path)!r} cannot be read ({type(err).__name__}: {err})")
+        return Problem(
+            -1, IMAGE_UNREADABLE, f"image {str(path)!r} cannot be read ({type(err).__name__}: {err})"
+        )
     return height, width

@@ -108,11 +108,15 @@ def parse_records(parser: Parser, records: Iterable[Mapping[str, Any]], *, rng: 
 # Field access that names the bad value
 
 
-def get(record: Mapping[str, Any], key: str, types: type | tuple[type, ...], index: int, what: str = "") -> Any:
+def get(
+    record: Mapping[str, Any], key: str, types: type | tuple[type, ...], index: int, what: str = ""
+) -> Any:
     """``record[key]`` if present and of ``types``; otherwise a schema :class:`RecordError`."""
     where = f"{what}: " if what else ""
     if not isinstance(record, Mapping):
-        raise RecordError(SCHEMA, f"{where}record is a {type(record).__name__}; expected a JSON object", index)
+        raise RecordError(
+            SCHEMA, f"{where}record is a {type(record).__name__}; expected a JSON object", index
+        )
     if key not in record:
         raise RecordError(SCHEMA, f"{where}missing key {key!r}", index)
     value = record[key]
@@ -128,7 +132,9 @@ def get_size(record: Mapping[str, Any], index: int, what: str = "") -> tuple[int
     for key in ("height", "width"):
         value = get(record, key, (int, float), index, what)
         if value != int(value) or value <= 0:
-            raise RecordError(SCHEMA, f"{what + ': ' if what else ''}{key} {value!r}; expected a positive int", index)
+            raise RecordError(
+                SCHEMA, f"{what + ': ' if what else ''}{key} {value!r}; expected a positive int", index
+            )
         size.append(int(value))
     return size[0], size[1]
 
@@ -173,7 +179,9 @@ def make_sample(
     for i, text in enumerate(texts):
         for token in RESERVED_TOKENS:
             if token in text:
-                raise RecordError(TEXT, f"turn {i} contains the reserved token {token!r}: {_short(text)}", index)
+                raise RecordError(
+                    TEXT, f"turn {i} contains the reserved token {token!r}: {_short(text)}", index
+                )
     turns = tuple(
         Turn(role="user" if i % 2 == 0 else "assistant", text=normalize_image_turn(t) if i == 0 else t)
         for i, t in enumerate(texts)

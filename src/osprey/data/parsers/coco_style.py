@@ -30,7 +30,9 @@ def load_coco_style(path: str | Path, *, image_root: str | Path | None = None) -
         raise SourceError(f"{str(path)!r} holds a JSON {type(data).__name__}; expected a COCO-style object")
     for key in ("images", "annotations"):
         if not isinstance(data.get(key), list):
-            raise SourceError(f"{str(path)!r} has no {key!r} list; expected COCO layout with images and annotations")
+            raise SourceError(
+                f"{str(path)!r} has no {key!r} list; expected COCO layout with images and annotations"
+            )
     categories = {c["id"]: c for c in data.get("categories", []) if isinstance(c, dict) and "id" in c}
     image_ids = {img["id"] for img in data["images"] if isinstance(img, dict) and "id" in img}
 
@@ -47,7 +49,9 @@ def load_coco_style(path: str | Path, *, image_root: str | Path | None = None) -
             seen_ids.add(ann["id"])
         by_image[ann["image_id"]].append(ann)
     if duplicates:
-        raise SourceError(f"{str(path)!r}: {len(duplicates)} duplicate annotation id(s), e.g. {duplicates[:5]}")
+        raise SourceError(
+            f"{str(path)!r}: {len(duplicates)} duplicate annotation id(s), e.g. {duplicates[:5]}"
+        )
     if orphans:
         raise SourceError(
             f"{str(path)!r}: {len(orphans)} annotation(s) whose image_id names no image, e.g. ids {orphans[:5]}"

@@ -68,10 +68,14 @@ def _image_and_regions(
 def _qa_pairs(record: Mapping[str, Any], index: int) -> list[tuple[str, str]]:
     conversations = get(record, "conversations", list, index)
     if len(conversations) // 2 == 0:
-        raise RecordError(CONVERSATION, f"{len(conversations)} conversation entries; expected a question/answer pair", index)
+        raise RecordError(
+            CONVERSATION, f"{len(conversations)} conversation entries; expected a question/answer pair", index
+        )
     if len(conversations) % 2:
         raise RecordError(
-            CONVERSATION, f"{len(conversations)} conversation entries; expected human/gpt pairs (an even number)", index
+            CONVERSATION,
+            f"{len(conversations)} conversation entries; expected human/gpt pairs (an even number)",
+            index,
         )
     pairs = []
     for i in range(0, len(conversations), 2):
@@ -80,7 +84,9 @@ def _qa_pairs(record: Mapping[str, Any], index: int) -> list[tuple[str, str]]:
         for j, role in ((i, "human"), (i + 1, "gpt")):
             if conversations[j].get("from") != role:
                 raise RecordError(
-                    CONVERSATION, f"conversation {j} is from {conversations[j].get('from')!r}; expected {role!r}", index
+                    CONVERSATION,
+                    f"conversation {j} is from {conversations[j].get('from')!r}; expected {role!r}",
+                    index,
                 )
         pairs.append((q, a))
     return pairs
@@ -111,20 +117,28 @@ def _parse_listed_regions(
 
 def parse_short_form(record: Mapping[str, Any], *, rng: random.Random, index: int) -> list[Sample]:
     """``osprey_short_form.json``: listed regions, answers limited to a word or phrase."""
-    return _parse_listed_regions(record, index=index, source="osprey_short_form", task="short_form", limit=SHORT_ANSWER_LIMIT)
+    return _parse_listed_regions(
+        record, index=index, source="osprey_short_form", task="short_form", limit=SHORT_ANSWER_LIMIT
+    )
 
 
 def parse_conversation(record: Mapping[str, Any], *, rng: random.Random, index: int) -> list[Sample]:
     """``osprey_conversation.json``: listed regions, free-form multi-turn conversation."""
-    return _parse_listed_regions(record, index=index, source="osprey_conversation", task="conversation", limit="")
+    return _parse_listed_regions(
+        record, index=index, source="osprey_conversation", task="conversation", limit=""
+    )
 
 
 def parse_part_level(record: Mapping[str, Any], *, rng: random.Random, index: int) -> list[Sample]:
     """``osprey_part_level.json``: listed (part) regions, answers limited to a word or phrase."""
-    return _parse_listed_regions(record, index=index, source="osprey_part_level", task="part_level", limit=SHORT_ANSWER_LIMIT)
+    return _parse_listed_regions(
+        record, index=index, source="osprey_part_level", task="part_level", limit=SHORT_ANSWER_LIMIT
+    )
 
 
-def parse_lvis_positive_negative(record: Mapping[str, Any], *, rng: random.Random, index: int) -> list[Sample]:
+def parse_lvis_positive_negative(
+    record: Mapping[str, Any], *, rng: random.Random, index: int
+) -> list[Sample]:
     """``osprey_lvis_positive_negative.json``: questions name regions as ``<regionK>``; no limit."""
     image, regions = _image_and_regions(record, index, strip_prefix=False)
     pairs = _qa_pairs(record, index)
@@ -155,7 +169,9 @@ def parse_detail_description(record: Mapping[str, Any], *, rng: random.Random, i
     descriptions = get(record, "description", list, index)
     if len(descriptions) != len(regions):
         raise RecordError(
-            TEXT, f"{len(descriptions)} descriptions for {len(regions)} regions; expected one per region", index
+            TEXT,
+            f"{len(descriptions)} descriptions for {len(regions)} regions; expected one per region",
+            index,
         )
     texts: list[str] = []
     for k, description in enumerate(descriptions, start=1):
@@ -163,7 +179,9 @@ def parse_detail_description(record: Mapping[str, Any], *, rng: random.Random, i
             raise RecordError(TEXT, f"description {k} is {description!r}; expected '<regionK>: text'", index)
         found = _DESCRIPTION_RE.findall(description)
         if not found or not found[0].strip():
-            raise RecordError(TEXT, f"description {k} {description[:60]!r}; expected '<regionK>: text'", index)
+            raise RecordError(
+                TEXT, f"description {k} {description[:60]!r}; expected '<regionK>: text'", index
+            )
         question = rng.choice(DETAILED_QUESTIONS).replace("<region>", _tag(k))
         texts += [OVERVIEW + question if k == 1 else question, plain_text(found[0])]
     return [
@@ -175,7 +193,9 @@ def parse_detail_description(record: Mapping[str, Any], *, rng: random.Random, i
 
 
 def _parser(name: str, task: str, parse: Any, description: str) -> Parser:
-    return Parser(name=name, task=task, load=load_json_list, parse=parse, save=save_json_list, description=description)
+    return Parser(
+        name=name, task=task, load=load_json_list, parse=parse, save=save_json_list, description=description
+    )
 
 
 PARSERS: dict[str, Parser] = {

@@ -59,7 +59,9 @@ def _category_name(record: Mapping[str, Any], ann: Mapping[str, Any], index: int
     category_id = get(ann, "category_id", (int, str), index, what=f"annotation {k}")
     category = record.get("categories", {}).get(category_id)
     if category is None:
-        raise RecordError(SCHEMA, f"annotation {k}: category_id {category_id!r} is not in 'categories'", index)
+        raise RecordError(
+            SCHEMA, f"annotation {k}: category_id {category_id!r} is not in 'categories'", index
+        )
     return non_empty_text(category.get("name"), index, f"name of category {category_id!r}")
 
 
@@ -100,7 +102,9 @@ def _parse_per_region(
     kept = [a for a in annotations if not (skip_ignored and isinstance(a, dict) and a.get("ignore", False))]
     if not kept:
         why = f"all {len(annotations)} annotations are marked 'ignore'" if annotations else "no annotations"
-        raise RecordError(NO_REGIONS, f"image {image_info.get('id')!r} has {why}; expected at least one region", index)
+        raise RecordError(
+            NO_REGIONS, f"image {image_info.get('id')!r} has {why}; expected at least one region", index
+        )
 
     candidates = []  # (region, answer, annotation id) for every kept annotation, all checked
     for k, ann in enumerate(kept, start=1):
@@ -177,15 +181,21 @@ def parse_vg(record: Mapping[str, Any], *, rng: random.Random, index: int) -> li
 
 
 def _parser(name: str, task: str, parse: Any, description: str) -> Parser:
-    return Parser(name=name, task=task, load=load_coco_style, parse=parse, save=save_coco_style, description=description)
+    return Parser(
+        name=name, task=task, load=load_coco_style, parse=parse, save=save_coco_style, description=description
+    )
 
 
 PARSERS: dict[str, Parser] = {
     p.name: p
     for p in (
-        _parser("coco_instances", "category", parse_coco_instances, "COCO instances, category naming (stage 2)"),
+        _parser(
+            "coco_instances", "category", parse_coco_instances, "COCO instances, category naming (stage 2)"
+        ),
         _parser("refcoco", "referring_description", parse_refcoco, "RefCOCO finetune_*_with_mask.json"),
-        _parser("refcoco+", "referring_description", parse_refcoco_plus, "RefCOCO+ finetune_*_with_mask.json"),
+        _parser(
+            "refcoco+", "referring_description", parse_refcoco_plus, "RefCOCO+ finetune_*_with_mask.json"
+        ),
         _parser("refcocog", "referring_description", parse_refcocog, "RefCOCOg finetune_*_with_mask.json"),
         _parser("pascal_part", "part_category", parse_pascal_part, "Pascal-Part (VOC2010) part categories"),
         _parser("part_imagenet", "part_category", parse_part_imagenet, "PartImageNet part categories"),

@@ -91,7 +91,9 @@ def _name_numbers(text: str, objects: Sequence[str], index: int, what: str) -> s
         n = int(match.group(1))
         if not 1 <= n <= len(objects):
             raise RecordError(
-                TEXT, f"{what} {text[:60]!r} mentions object {n}; expected 1..{len(objects)} ({len(objects)} objects)", index
+                TEXT,
+                f"{what} {text[:60]!r} mentions object {n}; expected 1..{len(objects)} ({len(objects)} objects)",
+                index,
             )
         return f"{objects[n - 1]} at region{n}"
 
@@ -108,10 +110,14 @@ def _detokenize(tokens: Any, objects: Sequence[str], index: int, what: str) -> s
             words.append(token)
             continue
         if not isinstance(token, list) or not token or not all(isinstance(i, int) for i in token):
-            raise RecordError(SCHEMA, f"{what} token {token!r}; expected a word or a list of object indices", index)
+            raise RecordError(
+                SCHEMA, f"{what} token {token!r}; expected a word or a list of object indices", index
+            )
         bad = [i for i in token if not 0 <= i < len(objects)]
         if bad:
-            raise RecordError(TEXT, f"{what} refers to object index {bad[0]}; expected 0..{len(objects) - 1}", index)
+            raise RecordError(
+                TEXT, f"{what} refers to object index {bad[0]}; expected 0..{len(objects) - 1}", index
+            )
         names = [f"{objects[i]} at region{i + 1}" for i in token]
         words.append(names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
     text = " ".join(words)
@@ -136,7 +142,9 @@ def _text(record: Mapping[str, Any], objects: Sequence[str], index: int, kind: s
 
 def _polygon_to_coco(polygon: Any, index: int, k: int) -> list[float]:
     if not isinstance(polygon, list) or not all(isinstance(p, list | tuple) and len(p) == 2 for p in polygon):
-        raise RecordError(MASK, f"region {k}: polygon {str(polygon)[:60]}; expected a list of [x, y] points", index)
+        raise RecordError(
+            MASK, f"region {k}: polygon {str(polygon)[:60]}; expected a list of [x, y] points", index
+        )
     return [float(v) for point in polygon for v in point]
 
 
@@ -154,7 +162,9 @@ def parse_vcr(record: Mapping[str, Any], *, rng: random.Random, index: int) -> l
     img_fn = get(record, "img_fn", str, index)
     if "_metadata" not in record and "segms" not in record and "metadata_fn" in record:
         raise RecordError(
-            SCHEMA, f"no 'segms': metadata {record['metadata_fn']!r} was not loaded; expected the image folder to read it", index
+            SCHEMA,
+            f"no 'segms': metadata {record['metadata_fn']!r} was not loaded; expected the image folder to read it",
+            index,
         )
     geometry = record.get("_metadata", record)
     segms = get(geometry, "segms", list, index, what="metadata")
@@ -162,13 +172,17 @@ def parse_vcr(record: Mapping[str, Any], *, rng: random.Random, index: int) -> l
     height, width = get_size(geometry, index, what="metadata")
     if not len(segms) == len(boxes) == len(objects):
         raise RecordError(
-            REGION_REFS, f"{len(objects)} objects, {len(boxes)} boxes, {len(segms)} segms; expected one each per object", index
+            REGION_REFS,
+            f"{len(objects)} objects, {len(boxes)} boxes, {len(segms)} segms; expected one each per object",
+            index,
         )
 
     regions = []
     for k, polygons in enumerate(segms, start=1):
         if not isinstance(polygons, list) or not polygons:
-            raise RecordError(MASK, f"region {k} ({objects[k - 1]}) has no polygon; expected a list of polygons", index)
+            raise RecordError(
+                MASK, f"region {k} ({objects[k - 1]}) has no polygon; expected a list of polygons", index
+            )
         coco_polygons = [_polygon_to_coco(p, index, k) for p in polygons]
         regions.append(region_from_segmentation(coco_polygons, height, width, index, k))
 

@@ -192,11 +192,11 @@ def short_form_record(scene: Scene) -> SubsetRecord:
 # -------------------------------------------------------------------------------------- descriptions
 
 
-def _part_list(obj: SceneObject, visible_only: bool = True) -> str:
-    """Visible parts as a phrase: "a red shade, a pole and a base" (accent colours named)."""
+def _part_list(obj: SceneObject) -> str:
+    """The mostly visible parts as a phrase: "a red shade, a pole and a base" (accent colours named)."""
     phrases = []
     for part in obj.parts:
-        if visible_only and part.visibility < facts.MIN_PART_VISIBILITY:
+        if part.visibility < facts.MIN_PART_VISIBILITY:
             continue
         shape = next(p for p in CATEGORIES[obj.category].parts if p.name == part.name)
         colour = f"{part.colour} " if part.colour != obj.colour else ""
@@ -228,13 +228,12 @@ def describe_object(scene: Scene, obj: SceneObject, rng: random.Random | None = 
         f"{article.capitalize()} {obj.size} {obj.colour} {obj.category}{_TEXTURE_PHRASES[obj.texture]}."
     ]
     parts = _part_list(obj)
-    if parts:
-        sentences.append(f"It is made of {parts}.")
     hidden = [p.name for p in obj.parts if p.visibility < facts.MIN_PART_VISIBILITY]
     if hidden:
-        sentences.append(
-            f"Its {templates.join_and(hidden)} {'is' if len(hidden) == 1 else 'are'} mostly hidden."
-        )
+        verb = "is" if len(hidden) == 1 else "are"
+        sentences.append(f"It has {parts}; its {templates.join_and(hidden)} {verb} mostly hidden.")
+    else:
+        sentences.append(f"It has {parts}.")
     row, column = facts.position_words(scene, obj)
     where = _POSITION_PHRASES.get((row, column), f"in the {row} {column} part of the image")
     sentences.append(f"It is {where}.")

@@ -256,17 +256,26 @@ def _propose_box(
     return x0, y0
 
 
+_PART_SLOTS = 8  # part labels per object in the placement bookkeeping (categories have at most 3 parts)
+KEY_PART_VISIBILITY = 0.5  # an object's largest part (its silhouette) always stays at least half visible
+
+
 def _place_objects(rng: random.Random, config: WorldConfig) -> list[ObjectSpec]:
-    """Choose and place the objects, keeping every earlier object at least ``min_visibility`` visible."""
+    """Choose and place the objects.
+
+    A placement is refused when it would leave an earlier object under ``min_visibility`` of its area,
+    or its largest part under ``KEY_PART_VISIBILITY`` (a tree without its crown is not a tree).
+    """
     size = config.image_size
     n_objects = rng.randint(config.min_objects, config.max_objects)
     cats = rng.sample(
         config.categories, min(len(config.categories), rng.randint(*config.categories_per_scene))
     )
     cols = rng.sample(config.colours, min(len(config.colours), rng.randint(*config.colours_per_scene)))
-    owner = np.zeros((size, size), dtype=np.uint8)  # current top-most object id per pixel
-    visible: list[int] = []  # visible pixel count per placed object
-    full: list[int] = []
+    # Top-most (object index + 1) * _PART_SLOTS + part label per pixel; 0 = background.
+    owner = np.zeros((size, size), dtype=np.uint16)
+    visible = np.zeros((0, _PART_SLOTS), dtype=np.int64)  # (placed, slots) visible pixels per part
+    full = np.zeros((0, _PART_SLOTS), dtype=np.int64)  # (placed, slots) pixels per part before occlusion
     placed: list[ObjectSpec] = []
     smallest = min(config.sizes, key=lambda s: SIZES[s][0])
     categories = _cycle_then_random(rng, cats, n_objects)
@@ -284,16 +293,20 @@ def _place_objects(rng: random.Random, config: WorldConfig) -> list[ObjectSpec]:
                 continue
             spec = ObjectSpec(x0=corner[0], y0=corner[1], width=dims[0], height=dims[1], **look)
             labels = rasterise_parts(spec)
-            covered = owner[spec.y0 : spec.y0 + spec.height, spec.x0 : spec.x0 + spec.width][labels > 0]
-            lost = np.bincount(covered, minlength=len(placed) + 1)[1:]
-            if any(v - lo < config.min_visibility * f for v, lo, f in zip(visible, lost, full)):
-                continue
             window = owner[spec.y0 : spec.y0 + spec.height, spec.x0 : spec.x0 + spec.width]
-            window[labels > 0] = len(placed) + 1
-            visible = [v - int(lo) for v, lo in zip(visible, lost)]
-            area = int((labels > 0).sum())
-            visible.append(area)
-            full.append(area)
+            inside = labels > 0
+            lost = np.bincount(window[inside], minlength=(len(placed) + 1) * _PART_SLOTS)
+            left = visible - lost.reshape(-1, _PART_SLOTS)[1:]  # (placed, slots)
+            if (left.sum(1) < config.min_visibility * full.sum(1)).any():
+                continue
+            key = full.argmax(1)
+            rows = np.arange(len(placed))
+            if (left[rows, key] < KEY_PART_VISIBILITY * full[rows, key]).any():
+                continue
+            window[inside] = (len(placed) + 1) * _PART_SLOTS + labels[inside]
+            counts = np.bincount(labels[inside], minlength=_PART_SLOTS)[None]
+            visible = np.concatenate([left, counts])
+            full = np.concatenate([full, counts])
             placed.append(spec)
             break
     return placed

@@ -122,7 +122,11 @@ def _dumps(item: Any) -> str:
 
 def _encode_masks(masks: list[np.ndarray]) -> list[dict[str, Any]]:
     """COCO compressed RLE (``counts`` as str) with bbox and area, for a list of (H, W) bool masks."""
-    stack = np.asfortranarray(np.stack(masks, axis=-1).astype(np.uint8))  # (H, W, N)
+    stack = np.empty(
+        (*masks[0].shape, len(masks)), dtype=np.uint8, order="F"
+    )  # (H, W, N), as pycocotools wants
+    for i, mask in enumerate(masks):
+        stack[:, :, i] = mask
     rles = mask_utils.encode(stack)
     boxes = mask_utils.toBbox(rles)
     areas = mask_utils.area(rles)
