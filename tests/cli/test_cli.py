@@ -47,3 +47,10 @@ def test_help_lists_the_subcommands(capsys) -> None:
     out = capsys.readouterr().out
     for command in ("describe", "parity", "convert"):
         assert command in out
+
+
+def test_data_subcommands_are_wired(tmp_path: Path) -> None:
+    assert main(["data", "synth", str(tmp_path / "world"), "--images", "3", "--seed", "1", "--no-progress"]) == 0
+    annotations = tmp_path / "world" / "annotations" / "osprey_short_form.json"
+    assert main(["data", "validate", str(annotations), "--source", "osprey_short_form",
+                 "--images", str(tmp_path / "world" / "images")]) == 0

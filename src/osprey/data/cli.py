@@ -29,9 +29,9 @@ EXIT_OK, EXIT_BAD_DATA, EXIT_USAGE = 0, 1, 2
 
 
 def add_data_subcommands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``data`` with its ``validate`` and ``show`` sub-commands; each sets ``func(args) -> int``."""
+    """Add ``data`` with its ``validate``, ``show`` and ``synth`` sub-commands; each sets ``func(args) -> int``."""
     data = subparsers.add_parser("data", help="check and look at annotation files")
-    commands = data.add_subparsers(dest="data_command", metavar="{validate,show}", required=True)
+    commands = data.add_subparsers(dest="data_command", metavar="{validate,show,synth}", required=True)
     sources = ", ".join(sorted(PARSERS))
 
     validate = commands.add_parser(
@@ -68,6 +68,9 @@ def add_data_subcommands(subparsers: argparse._SubParsersAction) -> argparse.Arg
     show.add_argument("--out", type=Path, metavar="PNG", help="output file (default <source>_<index>.png)")
     show.add_argument("--seed", type=int, default=0, help="seed of template/region draws (default 0)")
     show.set_defaults(func=run_show)
+    from osprey.data.synthetic.cli import add_synthetic_subcommand
+
+    add_synthetic_subcommand(commands)
     return data
 
 
