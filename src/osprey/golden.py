@@ -34,11 +34,6 @@ def fixed_init_tensor(name: str, shape: Sequence[int]) -> torch.Tensor:
     return torch.from_numpy(fixed_init(name, shape))
 
 
-def rope_inv_freq(head_dim: int, theta: float = 10000.0) -> torch.Tensor:
-    """transformers 4.31's default RoPE ``inv_freq`` buffer (float32)."""
-    return 1.0 / (theta ** (torch.arange(0, head_dim, 2).float() / head_dim))
-
-
 def sin_tensor(shape: Sequence[int], a: float, b: float) -> torch.Tensor:
     """value[flat row-major i] = sin(a*i + b), computed in float64, cast to float32."""
     n = int(np.prod(shape))

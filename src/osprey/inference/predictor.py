@@ -7,7 +7,6 @@ left-padded generation with a KV cache.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +80,3 @@ class RegionPredictor:
         result = generate(self.model, embeds, eos_id=self.tokenizer.eos_id, options=options)
         return [self.tokenizer.decode(seq).strip() for seq in result.ids]
 
-
-def masks_from_sequence(masks: Sequence[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.stack([np.asarray(m, dtype=np.float32) for m in masks]))

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-PALETTE = np.array(
-    [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-     (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40)],
-    dtype=np.float32,
-)
+from osprey.data.show import region_color
+
+
+def _rgb(index: int) -> np.ndarray:
+    """Region ``index`` (0-based) in the colour ``osprey data show`` gives it."""
+    return np.array(region_color(index + 1), dtype=np.float32) * 255
 
 
 def overlay(image: Image.Image, masks: Sequence[np.ndarray], alpha: float = 0.45) -> Image.Image:
@@ -20,7 +21,7 @@ def overlay(image: Image.Image, masks: Sequence[np.ndarray], alpha: float = 0.45
     canvas = np.asarray(image.convert("RGB"), dtype=np.float32).copy()
     for index, mask in enumerate(masks):
         region = np.asarray(mask, dtype=bool)
-        colour = PALETTE[index % len(PALETTE)]
+        colour = _rgb(index)
         canvas[region] = (1 - alpha) * canvas[region] + alpha * colour
         edge = region & ~_erode(region)
         canvas[edge] = colour
@@ -35,7 +36,7 @@ def overlay(image: Image.Image, masks: Sequence[np.ndarray], alpha: float = 0.45
         x, y = float(xs.mean()), float(ys.mean())
         box = draw.textbbox((x, y), label, font=font, anchor="mm")
         draw.rectangle((box[0] - 3, box[1] - 2, box[2] + 3, box[3] + 2), fill=(0, 0, 0))
-        draw.text((x, y), label, fill=tuple(int(c) for c in PALETTE[index % len(PALETTE)]), font=font, anchor="mm")
+        draw.text((x, y), label, fill=tuple(int(c) for c in _rgb(index)), font=font, anchor="mm")
     return picture
 
 

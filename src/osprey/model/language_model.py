@@ -12,7 +12,6 @@ import logging
 import os
 from pathlib import Path
 
-import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
 from osprey.config import LanguageModelConfig
@@ -110,6 +109,3 @@ def hidden_size(model: PreTrainedModel) -> int:
 def embedding_rows(model: PreTrainedModel) -> int:
     return int(model.get_input_embeddings().weight.shape[0])
 
-
-def embed_tokens(model: PreTrainedModel, input_ids: torch.Tensor) -> torch.Tensor:
-    return model.get_input_embeddings()(input_ids)

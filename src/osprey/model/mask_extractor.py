@@ -144,7 +144,9 @@ def pool_regions(feat: torch.Tensor, masks: torch.Tensor, counts: list[int]) -> 
     weights = masks.to(feat.dtype)
     weights = weights / (weights.sum((-1, -2), keepdim=True) + 1e-8)  # empty mask -> all zeros
     r_max = max(counts)
-    image_index = torch.repeat_interleave(torch.arange(batch, device=feat.device), torch.tensor(counts))
+    image_index = torch.repeat_interleave(
+        torch.arange(batch, device=feat.device), torch.tensor(counts, device=feat.device)
+    )
     starts = torch.tensor([0, *counts[:-1]], device=feat.device).cumsum(0)
     slot_index = torch.arange(n, device=feat.device) - starts[image_index]
     padded = weights.new_zeros((batch, r_max, h * w))
