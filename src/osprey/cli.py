@@ -134,18 +134,27 @@ def _run_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+# Sub-command groups that live beside the code they drive: each module has ``register(subparsers)``.
+_COMMAND_MODULES = (
+    "osprey.data.cli",
+    "osprey.train.cli",
+    "osprey.eval.cli",
+    "osprey.serve.cli",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+    import importlib.util
+
     parser = argparse.ArgumentParser(prog="osprey", description="Osprey: region-level understanding with a multimodal LLM.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_describe(sub)
     _add_parity(sub)
     _add_convert(sub)
-    try:
-        from osprey.data.cli import add_data_subcommands
-    except ImportError:
-        add_data_subcommands = None
-    if add_data_subcommands is not None:
-        add_data_subcommands(sub)
+    for name in _COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(sub)
     return parser
 
 

@@ -158,3 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Hook for ``osprey.cli``: add the ``data`` command group."""
+    add_data_subcommands(subparsers)

@@ -1,0 +1,1 @@
+"""Evaluation: the paper's protocols as tasks run by one shared runner."""

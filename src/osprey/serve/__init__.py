@@ -1,0 +1,1 @@
+"""Serving: mask providers, the HTTP API and the web demo."""

@@ -1,0 +1,1 @@
+"""Training: stages, loop, checkpoints, distributed launch."""
