@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # peft LoRA adapters of the LLM (with adapter_config.json)
 INDEX_NAME = "model.safetensors.index.json"
 
 # (our prefix, official prefix); the first match wins, so longer official prefixes come first.
@@ -271,9 +272,22 @@ def save_pretrained(model, folder: str | Path, *, include_language_model: bool =
     pointing at the LLM's own source (used for the bundled small model, whose LLM ships with pip).
     """
     folder = Path(folder)
+    peft_llm = hasattr(model.language_model, "peft_config")
+    if peft_llm and include_language_model:
+        import copy
+
+        merged = copy.deepcopy(model)
+        merged.language_model = merged.language_model.merge_and_unload()
+        return save_pretrained(merged, folder, include_language_model=True, max_shard_bytes=max_shard_bytes)
     tmp = folder.with_name(folder.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     config = model.config
+    if peft_llm:  # LoRA adapters beside the Osprey modules; the base LLM comes from its own source
+        from peft import get_peft_model_state_dict
+
+        adapter = {k: v.detach().float().contiguous() for k, v in get_peft_model_state_dict(model.language_model).items()}
+        save_file(adapter, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+        model.language_model.peft_config["default"].save_pretrained(str(tmp))
     if include_language_model:
         hf = model.language_model.config.to_dict()
         llm = LanguageModelConfig(source="config", hf_config=_portable_hf_config(hf),
@@ -329,10 +343,26 @@ def load_ours(folder: str | Path, *, dtype: torch.dtype | None = None):
     state = dict(iter_checkpoint(folder))
     model = build_empty(config, keep_language_model=not includes_llm)
     assign_state_dict(model, state, dtype, allow_missing_prefix=None if includes_llm else "language_model.")
+    if (folder / ADAPTER_WEIGHTS).exists():
+        _merge_adapter(model, folder)
     if dtype is not None:
         model.to(dtype)
     model.freeze_vision()
     return model
+
+
+def _merge_adapter(model, folder: Path) -> None:
+    """Apply the saved LoRA adapters to the LLM and merge them into its weights (plain inference)."""
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+
+    config = LoraConfig.from_pretrained(str(folder))
+    wrapped = get_peft_model(model.language_model, config)
+    adapter = load_file(str(folder / ADAPTER_WEIGHTS))
+    result = set_peft_model_state_dict(wrapped, adapter)
+    unexpected = list(getattr(result, "unexpected_keys", []) or [])
+    if unexpected:
+        raise CheckpointError(f"{folder / ADAPTER_WEIGHTS}: adapter keys not in the model: {unexpected[:5]}")
+    model.language_model = wrapped.merge_and_unload()
 
 
 def from_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, clip_weights: str | Path | None = None):

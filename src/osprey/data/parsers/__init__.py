@@ -6,15 +6,15 @@
 every failure with its index. Names: the five Osprey-724K files (``osprey_short_form``,
 ``osprey_conversation``, ``osprey_detail_description``, ``osprey_part_level``,
 ``osprey_lvis_positive_negative``), ``coco_instances``, ``refcoco``, ``refcoco+``, ``refcocog``,
-``pascal_part``, ``part_imagenet``, ``vg`` and ``vcr``.
+``pascal_part``, ``part_imagenet``, ``vg``, ``vcr`` and ``llava`` (image-level, stage 1).
 """
 
 from __future__ import annotations
 
-from osprey.data.parsers import osprey724k, stage2, vcr
+from osprey.data.parsers import llava, osprey724k, stage2, vcr
 from osprey.data.parsers.base import Parser, ParseReport, Record, parse_one, parse_records
 
-PARSERS: dict[str, Parser] = {**osprey724k.PARSERS, **stage2.PARSERS, **vcr.PARSERS}
+PARSERS: dict[str, Parser] = {**osprey724k.PARSERS, **stage2.PARSERS, **vcr.PARSERS, **llava.PARSERS}
 
 
 def get_parser(name: str) -> Parser:

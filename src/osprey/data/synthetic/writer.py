@@ -58,6 +58,8 @@ OSPREY_FILES: dict[str, str] = {
     "positive_negative": "osprey_lvis_positive_negative.json",
 }
 INSTANCES_FILE = "annotations/instances.json"
+CAPTIONS_FILE = "annotations/llava_captions.json"  # image-level captions, LLaVA layout (stage 1)
+CAPTION_PROMPT = "<image>\nGive a brief description of the image."
 EVAL_FILE = "eval_questions.jsonl"
 MANIFEST_FILE = "manifest.json"
 
@@ -281,6 +283,31 @@ def _seed_summary(seeds: Sequence[int]) -> dict[str, int]:
     return {"first": int(seeds[0]), "last": int(seeds[-1]), "count": len(seeds)}
 
 
+def scene_caption(scene: Scene) -> str:
+    """One sentence naming every object from left to right, e.g. "A picture of a small red rocket and ..."."""
+    objects = sorted(scene.objects, key=lambda o: o.centroid[0])
+    names = []
+    for obj in objects:
+        texture = "" if obj.texture == "solid" else f" {obj.texture}"
+        names.append(f"a {obj.size} {obj.colour}{texture} {obj.category}")
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"A picture of {listed}, from left to right."
+
+
+def caption_record(scene: Scene, encoding: _SceneEncoding) -> dict[str, Any]:
+    entry = encoding.image_entry()
+    return {
+        "id": entry["id"],
+        "image": entry["file_name"],
+        "height": entry["height"],
+        "width": entry["width"],
+        "conversations": [
+            {"from": "human", "value": CAPTION_PROMPT},
+            {"from": "gpt", "value": scene_caption(scene)},
+        ],
+    }
+
+
 def write_split(
     out_dir: str | Path,
     seeds: range | Sequence[int] | Iterable[int],
@@ -307,13 +334,15 @@ def write_split(
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
-    files = {"images": "images", "instances": INSTANCES_FILE, "eval_questions": EVAL_FILE}
+    files = {"images": "images", "instances": INSTANCES_FILE, "captions": CAPTIONS_FILE, "eval_questions": EVAL_FILE}
     files.update({s: f"annotations/{OSPREY_FILES[s]}" for s in subsets if s in OSPREY_FILES})
 
     streams = {s: open(out / files[s], "w", encoding="utf-8") for s in subsets if s in OSPREY_FILES}  # noqa: SIM115
     arrays = {s: _JsonArray(f) for s, f in streams.items()}
     instances = open(out / INSTANCES_FILE, "w", encoding="utf-8")  # noqa: SIM115
     eval_file = open(out / EVAL_FILE, "w", encoding="utf-8")  # noqa: SIM115
+    captions_file = open(out / CAPTIONS_FILE, "w", encoding="utf-8")  # noqa: SIM115
+    captions = _JsonArray(captions_file)
     counts = {s: 0 for s in subsets}
     n_annotations = n_parts = n_eval = 0
     images: list[dict[str, Any]] = []
@@ -333,6 +362,7 @@ def write_split(
             )
             encoding = _SceneEncoding(scene)
             images.append(encoding.image_entry())
+            captions.append(caption_record(scene, encoding))
             for ann in encoding.coco_annotations():
                 coco_annotations.append(ann)
                 n_annotations += 1
@@ -348,8 +378,9 @@ def write_split(
         coco_annotations.close()
         instances.write(',"images":' + _dumps(images) + "}")
         n_records = {s: a.close() for s, a in arrays.items()}
+        n_records["captions"] = captions.close()
     finally:
-        for f in (*streams.values(), instances, eval_file):
+        for f in (*streams.values(), instances, eval_file, captions_file):
             f.close()
     manifest = SplitManifest(
         out_dir=str(out),

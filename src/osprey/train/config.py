@@ -1,0 +1,117 @@
+"""Training configuration: one YAML file, ``key=value`` overrides, saved resolved beside checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; the YAML file's keys are these field names."""
+
+    stage: int
+    model: str  # a preset name (fresh model) or a checkpoint folder (e.g. the previous stage's final/)
+    data: Any  # a mixture: built-in name, a file, or an inline list of entries
+    output_dir: str
+    data_root: str = "."  # relative mixture paths resolve against this
+    seed: int = 0
+    max_steps: int | None = None  # optimizer steps; default: epochs x batches per epoch
+    epochs: float = 1.0
+    batch_size: int = 4  # per process, per micro-step
+    grad_accum: int = 1
+    lr: float = 2e-5
+    lr_overrides: dict[str, float] = field(default_factory=dict)  # module name -> lr (e.g. lora: 2e-4)
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
+    max_grad_norm: float = 1.0
+    bf16: bool = False  # bf16 autocast for the forward pass
+    frozen_dtype: str = "float32"  # storage dtype of frozen modules ("bfloat16" halves their memory)
+    gradient_checkpointing: bool = False
+    group_by_length: bool = True
+    max_length: int = 2048
+    train_vision: bool = False  # also train the vision tower (presets without pretrained CLIP weights)
+    lora: dict[str, Any] | None = None  # stage 3: {r, alpha, dropout, target_modules}
+    save_every: int = 500  # optimizer steps between checkpoints (and always at the end)
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    num_workers: int = 0
+    limit: int | None = None  # use only the first N records (smoke runs)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        # YAML reads "1e-3" as a string (YAML 1.1 wants "1.0e-3"): coerce numeric fields, naming bad ones.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = {"float": float, "int": int, "int | None": int, "float | None": float}.get(str(f.type))
+            if kind is None or value is None or isinstance(value, bool):
+                continue
+            try:
+                setattr(self, f.name, kind(value))
+            except (TypeError, ValueError):
+                raise ValueError(f"{f.name}={value!r}; expected a number") from None
+        self.lr_overrides = {k: float(v) for k, v in self.lr_overrides.items()}
+        if self.stage not in (1, 2, 3):
+            raise ValueError(f"stage={self.stage!r}; expected 1, 2 or 3")
+        for name in ("batch_size", "grad_accum", "max_length", "save_every", "keep_checkpoints"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r}; expected an integer >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps={self.max_steps!r}; expected >= 1 or null")
+        if self.frozen_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"frozen_dtype={self.frozen_dtype!r}; expected 'float32' or 'bfloat16'")
+        if self.lora is not None and self.stage != 3:
+            raise ValueError(f"lora is for stage 3 (the LLM trains there); this is stage {self.stage}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio={self.warmup_ratio!r}; expected a value in [0, 1)")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown training keys {unknown}; expected some of {sorted(names)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` -> (["a", "b"], value parsed as YAML: numbers, booleans, lists, null)."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r}; expected key=value (e.g. lr=1e-4 or lora.r=8)")
+    key, raw = text.split("=", 1)
+    if not key:
+        raise ValueError(f"override {text!r} has an empty key")
+    return key.split("."), yaml.safe_load(raw) if raw else ""
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), base: dict[str, Any] | None = None) -> TrainConfig:
+    """YAML file (or ``base``) + ``key=value`` overrides -> a validated :class:`TrainConfig`."""
+    data: dict[str, Any] = dict(base or {})
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config {str(path)!r} does not exist")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{str(path)!r} holds a YAML {type(loaded).__name__}; expected a mapping")
+        data.update(loaded)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {text!r}: {k!r} is not a mapping")
+        node[keys[-1]] = value
+    return TrainConfig.from_dict(data)

@@ -1,0 +1,101 @@
+"""What each training stage trains: one table, applied in one loud function.
+
+Osprey's recipe (osprey-official.md §4): stage 1 aligns image features to the LLM (projector only),
+stage 2 aligns mask features (mask extractor only), stage 3 tunes end to end (everything but the
+vision tower). ``train_vision`` adds the vision tower to any stage: presets whose tower has no
+pretrained weights (the small preset: no CLIP weights can be fetched here) train it jointly
+instead of freezing a random tower (docs/training.md says why and what it costs).
+With ``lora`` in stage 3 the LLM's base weights stay frozen and peft LoRA adapters train instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from osprey.model.osprey import OspreyModel
+
+MODULES = ("vision_encoder", "projector", "mask_extractor", "language_model")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    trains: tuple[str, ...]  # top-level modules of OspreyModel whose parameters train
+    purpose: str
+
+
+STAGES: dict[int, Stage] = {
+    1: Stage("image-text alignment", ("projector",), "image tokens -> LLM space (LLaVA-style pretraining)"),
+    2: Stage("mask-text alignment", ("mask_extractor",), "region tokens -> LLM space"),
+    3: Stage("end-to-end", ("projector", "mask_extractor", "language_model"), "instruction tuning"),
+}
+
+
+def get_stage(number: int) -> Stage:
+    try:
+        return STAGES[number]
+    except KeyError:
+        raise ValueError(f"stage {number!r}; expected one of {sorted(STAGES)}") from None
+
+
+def apply_lora(model: OspreyModel, lora: Mapping[str, Any]) -> None:
+    """Wrap the LLM with peft LoRA adapters (``r``, ``alpha``, ``dropout``, ``target_modules``)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=int(lora.get("r", 16)),
+        lora_alpha=int(lora.get("alpha", 32)),
+        lora_dropout=float(lora.get("dropout", 0.0)),
+        target_modules=list(lora.get("target_modules", ["q_proj", "k_proj", "v_proj", "o_proj"])),
+        bias="none",
+    )
+    model.language_model = get_peft_model(model.language_model, config)
+
+
+def modules_to_train(stage: Stage, *, train_vision: bool = False, lora: bool = False) -> tuple[str, ...]:
+    trains = list(stage.trains)
+    if train_vision and "vision_encoder" not in trains:
+        trains.insert(0, "vision_encoder")
+    if lora and "language_model" not in trains:
+        trains.append("language_model")
+    return tuple(trains)
+
+
+def set_trainable(model: OspreyModel, trains: Sequence[str], *, lora: bool = False) -> None:
+    """Freeze everything, then unfreeze the modules in ``trains`` (only the adapters of a LoRA LLM)."""
+    unknown = [m for m in trains if m not in MODULES]
+    if unknown:
+        raise ValueError(f"unknown modules {unknown}; expected some of {MODULES}")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for name in trains:
+        module: nn.Module = getattr(model, name)
+        for pname, p in module.named_parameters():
+            if name == "language_model" and lora:
+                p.requires_grad_("lora_" in pname)
+            else:
+                p.requires_grad_(True)
+
+
+def parameter_table(model: OspreyModel) -> list[tuple[str, int, int]]:
+    """(module, trainable, frozen) parameter counts per top-level module."""
+    rows = []
+    for name in MODULES:
+        module = getattr(model, name)
+        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
+        rows.append((name, trainable, frozen))
+    return rows
+
+
+def format_parameter_table(rows: Sequence[tuple[str, int, int]]) -> str:
+    lines = ["| module | trainable | frozen |", "|---|---:|---:|"]
+    for name, trainable, frozen in rows:
+        lines.append(f"| {name} | {trainable:,} | {frozen:,} |")
+    total_t, total_f = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    lines.append(f"| **total** | **{total_t:,}** | **{total_f:,}** |")
+    return "\n".join(lines)
