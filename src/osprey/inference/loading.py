@@ -13,6 +13,13 @@ from osprey.text.tokenizer import TextTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
 
+BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "models" / "osprey-small"
+
+
+def bundled_available() -> bool:
+    """Whether the trained osprey-small weights are installed (docs/osprey-small.md)."""
+    return (BUNDLED / "config.json").is_file()
+
 
 def tokenizer_for(config: OspreyConfig) -> TextTokenizer:
     """``"llama2"`` (bundled), a path, or ``"model"``: the LLM's own tokenizer (GGUF / HF folder)."""
@@ -30,7 +37,15 @@ def tokenizer_for(config: OspreyConfig) -> TextTokenizer:
 
 
 def load_model(spec: str | Path, *, dtype: torch.dtype | None = None, seed: int = 0) -> tuple[OspreyModel, TextTokenizer, bool]:
-    """(model, tokenizer, is_random_init). ``spec`` is a preset name (random init) or a folder."""
+    """(model, tokenizer, is_random_init).
+
+    ``spec``: ``"bundled"`` (the trained osprey-small shipped with the package), a preset name
+    (random init of everything the preset does not load from a package) or a model folder.
+    """
+    if spec == "bundled":
+        if not bundled_available():
+            raise FileNotFoundError(f"the bundled model is not installed at {BUNDLED}; run scripts/train_small.py --bundle")
+        spec = BUNDLED
     if isinstance(spec, str) and spec in PRESETS:
         torch.manual_seed(seed)
         config = get_preset(spec)

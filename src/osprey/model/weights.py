@@ -341,6 +341,8 @@ def load_ours(folder: str | Path, *, dtype: torch.dtype | None = None):
     payload.pop("osprey_format")
     config = OspreyConfig.from_dict(payload)
     state = dict(iter_checkpoint(folder))
+    if dtype is None and not includes_llm:
+        dtype = torch.float32  # match the LLM built from its own source (a bf16 bundle loads as fp32)
     model = build_empty(config, keep_language_model=not includes_llm)
     assign_state_dict(model, state, dtype, allow_missing_prefix=None if includes_llm else "language_model.")
     if (folder / ADAPTER_WEIGHTS).exists():
@@ -363,6 +365,8 @@ def _merge_adapter(model, folder: Path) -> None:
     if unexpected:
         raise CheckpointError(f"{folder / ADAPTER_WEIGHTS}: adapter keys not in the model: {unexpected[:5]}")
     model.language_model = wrapped.merge_and_unload()
+    # The LLM now differs from its source: whoever saves this model must save the LLM too.
+    model.language_model_modified = True
 
 
 def from_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, clip_weights: str | Path | None = None):

@@ -181,7 +181,9 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg)
         warmup = int(cfg.warmup_ratio * self.total_steps)
         self.scheduler = cosine_with_warmup(self.optimizer, self.total_steps, warmup, cfg.min_lr_ratio)
-        self.ddp_model = self.accelerator.prepare(self.model) if self.world > 1 else self.model
+        self.ddp_model = self.model
+        if self.world > 1:  # DDP (or FSDP / DeepSpeed from the accelerate config) wraps model and optimizer
+            self.ddp_model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         self.config_yaml = yaml.safe_dump({**cfg.to_dict(), "model_config": self.model.config.to_dict()},
                                           sort_keys=False)
 
@@ -347,7 +349,10 @@ class Trainer:
 
         llm_source = self.model.config.language_model.source
         llm_fully_trained = "language_model" in self.trains and self.cfg.lora is None
-        include_llm = llm_fully_trained or llm_source == "config"
+        # The LLM is saved when it cannot be rebuilt from its source: trained in full, random-init
+        # (source "config"), or carrying adapters merged at load (fine-tuning an adapted model).
+        merged_before = getattr(self.model, "language_model_modified", False)
+        include_llm = llm_fully_trained or llm_source == "config" or merged_before
         return save_pretrained(self.model, self.out / "final", include_language_model=include_llm)
 
 
