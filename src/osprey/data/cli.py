@@ -9,6 +9,9 @@ missing file).
 
 show: render record ``--index`` of FILE as a PNG (image, numbered mask overlays, conversation).
 
+synth, curate, part-level, pos-neg: generate data (see :mod:`osprey.data.synthetic.cli` and
+:mod:`osprey.data.curate.cli`).
+
 ``add_data_subcommands(subparsers)`` adds both under an existing ``argparse`` sub-command parser;
 ``python -m osprey.data.cli`` runs them on their own.
 """
@@ -29,9 +32,12 @@ EXIT_OK, EXIT_BAD_DATA, EXIT_USAGE = 0, 1, 2
 
 
 def add_data_subcommands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``data`` with its ``validate``, ``show`` and ``synth`` sub-commands; each sets ``func(args) -> int``."""
-    data = subparsers.add_parser("data", help="check and look at annotation files")
-    commands = data.add_subparsers(dest="data_command", metavar="{validate,show,synth}", required=True)
+    """Add ``data`` with its ``validate``, ``show``, ``synth``, ``curate``, ``part-level`` and ``pos-neg``
+    sub-commands; each sets ``func(args) -> int``."""
+    data = subparsers.add_parser("data", help="check, look at and generate annotation files")
+    commands = data.add_subparsers(
+        dest="data_command", metavar="{validate,show,synth,curate,part-level,pos-neg}", required=True
+    )
     sources = ", ".join(sorted(PARSERS))
 
     validate = commands.add_parser(
@@ -71,6 +77,9 @@ def add_data_subcommands(subparsers: argparse._SubParsersAction) -> argparse.Arg
     from osprey.data.synthetic.cli import add_synthetic_subcommand
 
     add_synthetic_subcommand(commands)
+    from osprey.data.curate.cli import add_curate_subcommands
+
+    add_curate_subcommands(commands)
     return data
 
 
