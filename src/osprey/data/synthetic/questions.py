@@ -510,3 +510,25 @@ def build_records(
 def eval_items(records: Mapping[str, SubsetRecord]) -> list[QAItem]:
     """The stand-alone questions of the records (conversation turns depend on context: left out)."""
     return [item for subset in EVAL_SUBSETS if subset in records for item in records[subset].turns]
+
+
+# ------------------------------------------------------------------------------------- short caption
+# Added for the held-out benchmark's captioning score; not part of ALL_SUBSETS, so the files the
+# writer produces (and every existing record) are unchanged.
+
+SHORT_CAPTION_QUESTION = "Please give me a short description of <region1>. Using a short phrase."
+
+
+def short_caption(obj: SceneObject) -> str:
+    """"a large cyan striped car": size, colour, texture (unless solid) and category."""
+    return f"{templates.a_or_an(obj.size)} {_short_name(obj)}"
+
+
+def short_caption_record(scene: Scene) -> SubsetRecord:
+    """One short-caption question per object (the demo's short-description prompt)."""
+    items = tuple(
+        _item("short_caption", "short_caption", SHORT_CAPTION_QUESTION.replace("<region1>", "{0}"),
+              short_caption(o), (RegionRef(o.id),), facts.object_meta(scene, o))
+        for o in scene.objects
+    )
+    return SubsetRecord("short_caption", tuple(RegionRef(o.id) for o in scene.objects), items)

@@ -1,0 +1,108 @@
+"""``osprey eval TASK --model SPEC --data PATH [--images DIR] [--limit N] [--out DIR]``.
+
+Tasks: lvis, paco (referring classification), refcocog (region captions), cityscapes, ade20k
+(open-vocabulary segmentation), pope (any POPE split file), description, ferret_refer_desc,
+ferret_refer_reason (judge-scored), synthetic (held-out synthetic split; ``--seed``, ``--images N``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+TASK_NAMES = ("lvis", "paco", "refcocog", "cityscapes", "ade20k", "pope", "description",
+              "ferret_refer_desc", "ferret_refer_reason", "synthetic")
+# Judge tasks: which rule the judge gets (Osprey's Ferret files label every question "description").
+_JUDGE_CATEGORY = {"description": None, "ferret_refer_desc": "refer_desc", "ferret_refer_reason": "refer_reason"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="run a benchmark (LVIS/PACO, RefCOCOg, OV-seg, POPE, judged, synthetic)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("task", choices=TASK_NAMES)
+    p.add_argument("--model", default="tiny", help="checkpoint folder or preset name (default: tiny, random init)")
+    p.add_argument("--data", type=Path, help="annotation file (questions file for judge tasks)")
+    p.add_argument("--images", default=None,
+                   help="image folder; for `synthetic` the number of images to generate (default 20)")
+    p.add_argument("--limit", type=int, default=None, help="first N records (images, or questions for POPE/judge)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default outputs/eval/TASK)")
+    p.add_argument("--max-new-tokens", type=int, default=1024, help="official: 1024")
+    p.add_argument("--batch-size", type=int, default=8, help="questions per batched generation")
+    p.add_argument("--sample", action="store_true", help="sample at the official temperature 0.2 (default greedy)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed; for `synthetic` also the test-split seed")
+    p.add_argument("--zero-regions", action="store_true", help="ablation: zero every region's mask/pos features")
+    p.add_argument("--sentence-model", default=None, help="sentence-transformers folder (default: all-MiniLM-L6-v2 package)")
+    p.add_argument("--panoptic-dir", type=Path, default=None, help="OV-seg PNG folder (default: --data without .json)")
+    p.add_argument("--contexts", type=Path, default=None, help="judge tasks: per-image context file")
+    p.add_argument("--references", type=Path, default=None, help="judge tasks: reference answers file")
+    p.add_argument("--judge-url", default=None, help="OpenAI-compatible base URL (default: OSPREY_LLM_BASE_URL)")
+    p.add_argument("--judge-model", default=None, help="judge model name (default: OSPREY_LLM_MODEL)")
+    p.add_argument("--judge-cache", type=Path, default=None, help="judge reply cache (default OUT/judge_cache)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def _need(args: argparse.Namespace, *names: str) -> None:
+    missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is None]
+    if missing:
+        raise SystemExit(f"osprey eval {args.task}: {', '.join(missing)} required")
+
+
+def build_task(args: argparse.Namespace, out: Path):
+    task = args.task
+    if task == "synthetic":
+        from osprey.eval.tasks.synthetic import SyntheticBenchmark
+
+        return SyntheticBenchmark(out, seed=args.seed, images=int(args.images or 20))
+    _need(args, "data", "images")
+    images = Path(args.images)
+    if task in ("lvis", "paco"):
+        from osprey.eval.tasks.referring import ReferringClassification
+
+        return ReferringClassification(task, args.data, images, limit=args.limit, sentence_model=args.sentence_model)
+    if task == "refcocog":
+        from osprey.eval.tasks.refcocog import RefCOCOgCaptioning
+
+        return RefCOCOgCaptioning(args.data, images, limit=args.limit)
+    if task in ("cityscapes", "ade20k"):
+        from osprey.eval.tasks.openseg import OpenVocabSegmentation
+
+        return OpenVocabSegmentation(task, args.data, images, limit=args.limit, sentence_model=args.sentence_model,
+                                     panoptic_dir=args.panoptic_dir)
+    if task == "pope":
+        from osprey.eval.tasks.pope import Pope
+
+        return Pope(args.data, images, limit=args.limit, name=f"pope:{args.data.stem}")
+    _need(args, "contexts", "references")
+    from osprey.chat_client import ChatClient
+    from osprey.eval.tasks.judged import JudgedDescription
+
+    cache = args.judge_cache or out / "judge_cache"
+    overrides = {k: v for k, v in (("base_url", args.judge_url), ("model", args.judge_model)) if v}
+    judge = ChatClient.from_env(cache_dir=cache, **overrides)
+    return JudgedDescription(task, args.data, args.contexts, args.references, images, judge, limit=args.limit,
+                             category=_JUDGE_CATEGORY[task])
+
+
+def run(args: argparse.Namespace) -> int:
+    from osprey.eval.runner import run_task
+    from osprey.inference.loading import load_model
+    from osprey.inference.predictor import RegionPredictor
+    from osprey.model.generation import DecodingOptions
+
+    out = args.out or Path("outputs/eval") / args.task
+    task = build_task(args, out)
+    model, tokenizer, random_init = load_model(args.model)
+    if random_init:
+        print(f"NOTE: model {args.model!r} is a preset with RANDOM weights: the numbers are meaningless.",
+              file=sys.stderr)
+    options = DecodingOptions(max_new_tokens=args.max_new_tokens, do_sample=args.sample, temperature=0.2,
+                              seed=args.seed if args.sample else None)
+    info = {"model": str(args.model), "random_init": random_init, "decoding": "sample T=0.2" if args.sample else "greedy",
+            "seed": args.seed, "max_new_tokens": args.max_new_tokens, "zero_regions": args.zero_regions,
+            "data": str(args.data) if args.data else None}
+    run_task(task, RegionPredictor(model, tokenizer), options, out, batch_size=args.batch_size,
+             zero_regions=args.zero_regions, progress=not args.no_progress, run_info=info)
+    print(f"wrote {out}/predictions.jsonl, metrics.json, results.md", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""One file per benchmark; ``TASKS`` names them for the command line."""

@@ -1,0 +1,106 @@
+"""The model side of the server and the CLI: a predictor, a mask provider, an encoded-image cache.
+
+Every method runs on the one model worker thread (see :mod:`osprey.serve.worker`); the API code
+never touches the model directly. ``cancel`` is called once per generated token, so a request that
+times out or whose client went away stops within a token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from osprey.data.masks import encode_rle, mask_box
+from osprey.inference.batch import EncodedImage, Query
+from osprey.inference.predictor import QUESTIONS, RegionPredictor, question_text
+from osprey.inference.providers import GrabCutProvider, MaskProvider, build_provider, pick
+from osprey.model.generation import DecodingOptions
+from osprey.text.conversation import Turn
+
+log = logging.getLogger(__name__)
+
+RANDOM_INIT_NOTE = ("model {spec!r} is a preset with RANDOM weights: answers are noise. "
+                    "Pass a trained checkpoint folder for real answers.")
+
+
+@dataclass
+class RegionService:
+    predictor: RegionPredictor
+    provider: MaskProvider
+    model_name: str
+    random_init: bool
+    encode_cache: int = 4
+
+    def __post_init__(self) -> None:
+        self._encoded: OrderedDict[str, EncodedImage] = OrderedDict()
+
+    @property
+    def note(self) -> str | None:
+        return RANDOM_INIT_NOTE.format(spec=self.model_name) if self.random_init else None
+
+    # -- images --------------------------------------------------------------------------------
+    def encode(self, image: Image.Image) -> EncodedImage:
+        """The encoded image, from a small LRU cache keyed by the pixels (the demo asks repeatedly)."""
+        key = hashlib.sha1(image.tobytes() + repr(image.size).encode()).hexdigest()
+        if key in self._encoded:
+            self._encoded.move_to_end(key)
+            return self._encoded[key]
+        encoded = self.predictor.encode(image)
+        self._encoded[key] = encoded
+        while len(self._encoded) > self.encode_cache:
+            self._encoded.popitem(last=False)
+        return encoded
+
+    # -- questions -----------------------------------------------------------------------------
+    def describe(self, image: Image.Image, masks: np.ndarray, question: str, options: DecodingOptions,
+                 cancel: Callable[..., None]) -> list[str]:
+        """One answer per mask; ``question`` is a mode (short/detailed/category) or text with <region1>."""
+        text = question_text(question)
+        queries = [Query(text, (i,)) for i in range(len(masks))]
+        return self.predictor.ask(self.encode(image), masks, queries, options, on_token=cancel)
+
+    def answer(self, image: Image.Image, masks: np.ndarray, history: Sequence[Turn], question: str,
+               options: DecodingOptions, cancel: Callable[..., None]) -> str:
+        query = Query(question, tuple(range(len(masks))), tuple(history))
+        return self.predictor.ask(self.encode(image), masks, [query], options, on_token=cancel)[0]
+
+    def stream(self, image: Image.Image, masks: np.ndarray, history: Sequence[Turn], question: str,
+               options: DecodingOptions) -> Iterator[str]:
+        query = Query(question, tuple(range(len(masks))), tuple(history))
+        for _index, piece in self.predictor.stream(self.encode(image), masks, [query], options):
+            yield piece
+
+    # -- masks ---------------------------------------------------------------------------------
+    def segment(self, image: Image.Image, *, points: list | None = None, labels: list | None = None,
+                box: list | None = None, everything: bool = False) -> list[np.ndarray]:
+        if everything:
+            return self.provider.everything(image)
+        if box is not None:
+            return [self.provider.from_box(image, box)]
+        return [self.provider.from_points(image, points, labels)]
+
+
+def mask_record(index: int, mask: np.ndarray) -> dict:
+    """A mask as JSON: 1-based region number, COCO RLE, area and ``[x, y, w, h]`` box."""
+    return {"region": index + 1, "rle": encode_rle(mask), "area": int(mask.sum()), "box": mask_box(mask)}
+
+
+def load_service(model: str | None, *, sam_checkpoint=None, sam_type: str = "vit_b", max_regions: int = 32,
+                 encode_cache: int = 4) -> RegionService:
+    """Load the model named by ``model`` (bundled, preset or folder; None: the default) and the mask provider."""
+    from osprey.inference.loading import default_model_spec, load_model
+
+    model = model or default_model_spec()
+    network, tokenizer, random_init = load_model(model)
+    provider = build_provider(sam_checkpoint, sam_type) if sam_checkpoint else GrabCutProvider()
+    predictor = RegionPredictor(network, tokenizer, max_regions=max(max_regions, 1))
+    return RegionService(predictor, provider, str(model), random_init, encode_cache)
+
+
+__all__ = ["QUESTIONS", "RegionService", "load_service", "mask_record", "pick"]

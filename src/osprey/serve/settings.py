@@ -1,0 +1,36 @@
+"""Server settings: one frozen dataclass, filled from ``osprey serve`` flags or by tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    model: str | None = None  # bundled / preset name (random init) / model folder; None: bundled if installed, else tiny
+    host: str = "127.0.0.1"  # loopback only unless the operator says otherwise
+    port: int = 8000
+    token: str | None = None  # when set, every /v1 call needs "Authorization: Bearer <token>"
+    sam_checkpoint: Path | None = None  # local SAM/SAM 2/MobileSAM file; None = weight-free provider
+    sam_type: str = "vit_b"
+    ui: bool = False  # serve the web demo at "/"
+    queue_size: int = 8  # requests waiting for the one model worker; more get 429
+    request_timeout_s: float = 120.0  # from enqueue to answer; then 504 and the job is cancelled
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_image_pixels: int = 4096 * 4096
+    max_regions: int = 32
+    max_new_tokens: int = 512  # cap on what a client may ask for
+    default_new_tokens: int = 128
+    max_messages: int = 64
+    encode_cache: int = 4  # encoded images kept (the demo asks several times about one image)
+
+    def __post_init__(self) -> None:
+        for name in ("queue_size", "max_body_bytes", "max_image_pixels", "max_regions", "max_new_tokens",
+                     "default_new_tokens", "max_messages"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: expected a positive integer")
+        if self.request_timeout_s <= 0:
+            raise ValueError(f"request_timeout_s={self.request_timeout_s}: expected > 0 seconds")
+        if self.token is not None and not self.token.strip():
+            raise ValueError("token is empty: pass a non-empty token or none")

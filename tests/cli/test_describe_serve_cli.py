@@ -1,0 +1,67 @@
+"""``osprey describe`` with clicks and segment-everything, ``osprey chat`` fed through stdin, ``serve --help``."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from osprey.cli import main
+from osprey.data.masks import decode_rle
+
+
+@pytest.fixture
+def picture(tmp_path: Path) -> Path:
+    image = np.full((48, 64, 3), 30, dtype=np.uint8)
+    image[10:30, 10:30] = [200, 30, 30]
+    path = tmp_path / "picture.png"
+    Image.fromarray(image).save(path)
+    return path
+
+
+def test_describe_a_click_and_everything(tmp_path: Path, picture: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["describe", str(picture), "--point", "20,20", "--everything", "--detailed",
+                 "--out", str(out), "--max-new-tokens", "3"]) == 0
+    record = json.loads((out / "answers.json").read_text())
+    assert record["random_init"] is True and record["provider"] == "grabcut" and record["question"] == "detailed"
+    clicked = decode_rle(record["regions"][0]["rle"], 48, 64)
+    assert clicked[20, 20] and clicked.sum() == 400  # exactly the red square
+    areas = [r["area"] for r in record["regions"][1:]]
+    assert len(areas) >= 2 and areas == sorted(areas, reverse=True)
+    assert (out / "overlay.png").exists()
+    captured = capsys.readouterr()
+    assert "region 1:" in captured.out and "RANDOM weights" in captured.err
+
+
+def test_describe_refuses_slot_tokens_and_bad_points(picture: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="'<mask>'"):
+        main(["describe", str(picture), "--point", "5,5", "--question", "What is <mask>?", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="outside"):
+        main(["describe", str(picture), "--point", "500,5", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="x,y"):
+        main(["describe", str(picture), "--point", "5", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["describe", str(picture), "--point", "5,5", "--sam", str(tmp_path / "none.pth")])
+
+
+def test_chat_repl_reads_questions_from_stdin(picture: Path, monkeypatch, capsys) -> None:
+    lines = "/regions\nWhat is <region1>?\nWhat is <mask>?\nAnd <region3>?\n/reset\nIs <region2> round?\n/quit\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    assert main(["chat", str(picture), "--box", "10,10,30,30", "--point", "50,40", "--max-new-tokens", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "2 region(s)" in out and "<region1>: 400 px" in out
+    assert "error:" in out and "'<mask>'" in out and "<region3> but 2 region(s)" in out
+    assert "(history cleared)" in out
+
+
+def test_serve_help_names_the_safety_flags(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--host", "--token", "--sam", "--ui", "--queue-size"):
+        assert flag in out

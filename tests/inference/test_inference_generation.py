@@ -1,0 +1,63 @@
+"""Decoding: per-row EOS in a batch, fixed-length runs, option checks, left padding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from osprey.inference.predictor import QUESTIONS, Query, RegionPredictor
+from osprey.model.generation import DecodingOptions, generate
+
+
+def _batch(predictor: RegionPredictor, encoded, masks):
+    queries = [Query(QUESTIONS["short"], (i,)) for i in range(4)]
+    return predictor.prepare(encoded, masks, queries)
+
+
+def test_each_row_stops_at_its_own_eos(predictor: RegionPredictor, encoded, masks) -> None:
+    batch = _batch(predictor, encoded, masks)
+    model = predictor.model
+    free = generate(model, batch.embeds, batch.attention_mask, eos_id=-1, prefix_embeds=batch.prefix_embeds,
+                    options=DecodingOptions(max_new_tokens=8))
+    assert all(len(ids) == 8 for ids in free.ids) and not any(free.finished)
+    # Pretend row 1's third token is EOS: row 1 stops there, rows that never produce it run on unchanged.
+    eos = free.ids[1][2]
+    stopped = generate(model, batch.embeds, batch.attention_mask, eos_id=eos, prefix_embeds=batch.prefix_embeds,
+                       options=DecodingOptions(max_new_tokens=8))
+    for row, ids in enumerate(free.ids):
+        if eos in ids:
+            cut = ids.index(eos)
+            assert stopped.ids[row] == ids[:cut] and stopped.finished[row]
+        else:
+            assert stopped.ids[row] == ids and not stopped.finished[row]
+    assert stopped.ids[1] == free.ids[1][:2]
+    assert any(eos not in ids for ids in free.ids)  # at least one row really ran past the others' EOS
+    fixed = generate(model, batch.embeds, batch.attention_mask, eos_id=eos, prefix_embeds=batch.prefix_embeds,
+                     options=DecodingOptions(max_new_tokens=8, stop_at_eos=False))
+    assert fixed.ids == free.ids
+
+
+def test_streamed_token_ids_match_the_result(predictor: RegionPredictor, encoded, masks) -> None:
+    batch = _batch(predictor, encoded, masks)
+    seen: dict[int, list[int]] = {}
+    result = generate(predictor.model, batch.embeds, batch.attention_mask, eos_id=predictor.tokenizer.eos_id,
+                      prefix_embeds=batch.prefix_embeds, options=DecodingOptions(max_new_tokens=5),
+                      on_token=lambda row, token: seen.setdefault(row, []).append(token))
+    assert [seen.get(row, []) for row in range(4)] == result.ids
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 1, got 0"):
+        DecodingOptions(max_new_tokens=0)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        DecodingOptions(do_sample=True, temperature=0.0)
+    with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\], got 1.5"):
+        DecodingOptions(top_p=1.5)
+    assert DecodingOptions().do_sample is False  # greedy by default
+
+
+def test_right_padding_is_rejected(predictor: RegionPredictor) -> None:
+    embeds = torch.zeros(2, 4, predictor.model.language_model.config.hidden_size)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    with pytest.raises(ValueError, match="left-padded"):
+        generate(predictor.model, embeds, mask, eos_id=2)
