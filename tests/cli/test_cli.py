@@ -13,11 +13,11 @@ from osprey.cli import main
 
 
 def test_describe_bundled_example_writes_overlay_and_json(tmp_path: Path, capsys) -> None:
-    assert main(["describe", "--out", str(tmp_path), "--max-new-tokens", "4"]) == 0
+    assert main(["describe", "--model", "tiny", "--out", str(tmp_path), "--max-new-tokens", "4"]) == 0
     record = json.loads((tmp_path / "answers.json").read_text())
-    assert record["random_init"] is True and len(record["regions"]) == 4
+    assert record["random_init"] is True and len(record["regions"]) == 5  # the bundled scene's objects
     with Image.open(tmp_path / "overlay.png") as overlay:
-        assert overlay.size == (384, 303)
+        assert overlay.size == (256, 256)
     assert "RANDOM weights" in capsys.readouterr().err
 
 
@@ -28,7 +28,7 @@ def test_describe_with_png_mask_and_box(tmp_path: Path) -> None:
     mask[5:20, 10:30] = 255
     Image.fromarray(mask).save(tmp_path / "m.png")
     out = tmp_path / "out"
-    code = main(["describe", str(image), "--mask", str(tmp_path / "m.png"), "--box", "30,10,55,35",
+    code = main(["describe", str(image), "--model", "tiny", "--mask", str(tmp_path / "m.png"), "--box", "30,10,55,35",
                  "--out", str(out), "--max-new-tokens", "3"])
     assert code == 0
     assert len(json.loads((out / "answers.json").read_text())["regions"]) == 2

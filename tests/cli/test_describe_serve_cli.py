@@ -25,7 +25,7 @@ def picture(tmp_path: Path) -> Path:
 
 def test_describe_a_click_and_everything(tmp_path: Path, picture: Path, capsys) -> None:
     out = tmp_path / "out"
-    assert main(["describe", str(picture), "--point", "20,20", "--everything", "--detailed",
+    assert main(["describe", str(picture), "--model", "tiny", "--point", "20,20", "--everything", "--detailed",
                  "--out", str(out), "--max-new-tokens", "3"]) == 0
     record = json.loads((out / "answers.json").read_text())
     assert record["random_init"] is True and record["provider"] == "grabcut" and record["question"] == "detailed"
@@ -40,19 +40,19 @@ def test_describe_a_click_and_everything(tmp_path: Path, picture: Path, capsys) 
 
 def test_describe_refuses_slot_tokens_and_bad_points(picture: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="'<mask>'"):
-        main(["describe", str(picture), "--point", "5,5", "--question", "What is <mask>?", "--out", str(tmp_path)])
+        main(["describe", str(picture), "--model", "tiny", "--point", "5,5", "--question", "What is <mask>?", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="outside"):
-        main(["describe", str(picture), "--point", "500,5", "--out", str(tmp_path)])
+        main(["describe", str(picture), "--model", "tiny", "--point", "500,5", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="x,y"):
-        main(["describe", str(picture), "--point", "5", "--out", str(tmp_path)])
+        main(["describe", str(picture), "--model", "tiny", "--point", "5", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="does not exist"):
-        main(["describe", str(picture), "--point", "5,5", "--sam", str(tmp_path / "none.pth")])
+        main(["describe", str(picture), "--model", "tiny", "--point", "5,5", "--sam", str(tmp_path / "none.pth")])
 
 
 def test_chat_repl_reads_questions_from_stdin(picture: Path, monkeypatch, capsys) -> None:
     lines = "/regions\nWhat is <region1>?\nWhat is <mask>?\nAnd <region3>?\n/reset\nIs <region2> round?\n/quit\n"
     monkeypatch.setattr("sys.stdin", io.StringIO(lines))
-    assert main(["chat", str(picture), "--box", "10,10,30,30", "--point", "50,40", "--max-new-tokens", "3"]) == 0
+    assert main(["chat", str(picture), "--model", "tiny", "--box", "10,10,30,30", "--point", "50,40", "--max-new-tokens", "3"]) == 0
     out = capsys.readouterr().out
     assert "2 region(s)" in out and "<region1>: 400 px" in out
     assert "error:" in out and "'<mask>'" in out and "<region3> but 2 region(s)" in out

@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="run a benchmark (LVIS/PACO, RefCOCOg, OV-seg, POPE, judged, synthetic)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task", choices=TASK_NAMES)
-    p.add_argument("--model", default="tiny", help="checkpoint folder or preset name (default: tiny, random init)")
+    p.add_argument("--model", default=None,
+                   help="'bundled' (default when installed), a model folder, or a preset name (random init)")
     p.add_argument("--data", type=Path, help="annotation file (questions file for judge tasks)")
     p.add_argument("--images", default=None,
                    help="image folder; for `synthetic` the number of images to generate (default 20)")
@@ -93,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
 
     out = args.out or Path("outputs/eval") / args.task
     task = build_task(args, out)
+    if args.model is None:
+        from osprey.inference.loading import default_model_spec
+
+        args.model = default_model_spec()
     model, tokenizer, random_init = load_model(args.model)
     if random_init:
         print(f"NOTE: model {args.model!r} is a preset with RANDOM weights: the numbers are meaningless.",

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
-from transformers import DynamicCache
+from transformers.cache_utils import Cache, DynamicLayer
 
 OFFICIAL_TEMPERATURE = 0.2  # every official eval/demo script (osprey-official.md §1.9)
 OFFICIAL_TOP_P = 1.0  # the official scripts never set top_p: the transformers default, no nucleus cut
@@ -72,10 +73,6 @@ class Step:
     logits: torch.Tensor  # (B, V) float32 logits the step picked from
 
 
-def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
-
-
 def _pick(logits: torch.Tensor, options: DecodingOptions, generator: torch.Generator | None) -> torch.Tensor:
     if not options.do_sample:
         return logits.argmax(-1)
@@ -88,30 +85,113 @@ def _pick(logits: torch.Tensor, options: DecodingOptions, generator: torch.Gener
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
-def _prefill(
-    model,
-    inputs_embeds: torch.Tensor,
-    attention_mask: torch.Tensor,
-    prefix_embeds: torch.Tensor | None,
-) -> tuple[object, torch.Tensor, torch.Tensor]:
-    """(model output of the last prompt position, full attention mask, next position per row)."""
-    batch = inputs_embeds.shape[0]
-    cache = DynamicCache()
-    if prefix_embeds is not None:
-        if prefix_embeds.shape[0] != 1:
-            raise ValueError(f"prefix_embeds must be (1, P, D), got {tuple(prefix_embeds.shape)}")
-        length = prefix_embeds.shape[1]
-        positions = torch.arange(length, device=prefix_embeds.device)[None]
-        model.forward_embeds(prefix_embeds, position_ids=positions, cache=cache, use_cache=True,
-                             logits_to_keep=1)
-        if batch > 1:
-            cache.batch_repeat_interleave(batch)  # (1, ...) -> (B, ...): every row shares the prefix
-        prefix_mask = torch.ones((batch, length), dtype=attention_mask.dtype, device=attention_mask.device)
-        attention_mask = torch.cat([prefix_mask, attention_mask], dim=1)
-    positions = _positions(attention_mask)[:, -inputs_embeds.shape[1]:]
-    out = model.forward_embeds(inputs_embeds, attention_mask=attention_mask, position_ids=positions,
-                               cache=cache, use_cache=True, logits_to_keep=1)
-    return out, attention_mask, positions[:, -1:] + 1
+class _PackedLayer(DynamicLayer):
+    """One layer's keys/values of every row, packed into one preallocated sequence (batch 1).
+
+    Prefill writes a (1, H, T, d) block; a decoding step writes its (A, H, 1, d) new keys (one per
+    active row) side by side. ``update`` returns the filled part, expanded (not copied) to the
+    step's batch: which cached token a row may see is the attention mask's business.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+        self.length = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.device = key_states.device
+        self._keys = key_states.new_empty((1, key_states.shape[1], self.capacity, key_states.shape[-1]))
+        self._values = value_states.new_empty((1, value_states.shape[1], self.capacity, value_states.shape[-1]))
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        rows = key_states.shape[0]
+        if rows > 1:  # one new token per row -> consecutive cache slots
+            key_states, value_states = key_states.transpose(0, 2), value_states.transpose(0, 2)
+        count = key_states.shape[2]
+        end = self.length + count
+        if end > self.capacity:
+            self._grow(end)
+        self._keys[:, :, self.length:end] = key_states
+        self._values[:, :, self.length:end] = value_states
+        self.length = end
+        self.keys, self.values = self._keys[:, :, :end], self._values[:, :, :end]
+        if rows > 1:
+            return self.keys.expand(rows, -1, -1, -1), self.values.expand(rows, -1, -1, -1)
+        return self.keys, self.values
+
+    def _grow(self, needed: int) -> None:
+        self.capacity = max(needed, 2 * self.capacity)
+        for name in ("_keys", "_values"):
+            old = getattr(self, name)
+            new = old.new_empty((*old.shape[:2], self.capacity, old.shape[-1]))
+            new[:, :, :self.length] = old[:, :, :self.length]
+            setattr(self, name, new)
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+
+class _Packed:
+    """Every row's prompt and answer in one batch-1 sequence: the shared prefix once, then each
+    row's continuation (its padding dropped), then the tokens each decoding step adds.
+
+    ``owner`` (-1 for the prefix, else the row) and ``position`` (the RoPE position the token
+    would have in its own row's unpadded prompt) of every cached token define the attention: a
+    token sees the prefix and earlier tokens of its own row, so every row sees exactly the
+    positions and keys it would see alone, and the prefix is computed and stored once.
+    """
+
+    def __init__(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                 prefix_embeds: torch.Tensor | None, capacity_steps: int) -> None:
+        batch = inputs_embeds.shape[0]
+        device = inputs_embeds.device
+        real = attention_mask.bool()
+        counts = real.sum(1).tolist()
+        prefix = 0 if prefix_embeds is None else prefix_embeds.shape[1]
+        # Order: prefix, every row's continuation but its last token, then the rows' last tokens:
+        # the final ``batch`` positions then give every row's next-token logits (logits_to_keep).
+        pieces, owner, position = [], [], []
+        if prefix_embeds is not None:
+            pieces.append(prefix_embeds[0])
+            owner.append(torch.full((prefix,), -1, dtype=torch.long))
+            position.append(torch.arange(prefix))
+        lasts = []
+        for row in range(batch):
+            tokens = inputs_embeds[row][real[row]]
+            pieces.append(tokens[:-1])
+            lasts.append(tokens[-1:])
+            owner.append(torch.full((counts[row] - 1,), row, dtype=torch.long))
+            position.append(torch.arange(prefix, prefix + counts[row] - 1))
+        pieces += lasts
+        owner.append(torch.arange(batch))
+        position.append(torch.tensor(counts) + prefix - 1)
+        self.embeds = torch.cat(pieces)[None]  # (1, T, D)
+        self.owner = torch.cat(owner).to(device)
+        self.position = torch.cat(position).to(device)
+        self.batch = batch
+        self.next_position = (self.position[-batch:] + 1)  # (B,)
+        total = self.embeds.shape[1]
+        self.cache = Cache(layer_class_to_replicate=partial(_PackedLayer, total + batch * capacity_steps))
+
+    def prefill_mask(self) -> torch.Tensor | None:
+        """(1, 1, T, T) bool, or None for a single row (plain causal attention, as unbatched)."""
+        if self.batch == 1:
+            return None
+        owner, position = self.owner, self.position
+        same = (owner[None, :] == owner[:, None]) | (owner[None, :] == -1)
+        return (same & (position[None, :] <= position[:, None]))[None, None]
+
+    def append(self, rows: torch.Tensor) -> torch.Tensor | None:
+        """Record one new token for each of ``rows`` (A,); the step's (A, 1, 1, L) mask (None: one row)."""
+        self.owner = torch.cat([self.owner, rows])
+        self.position = torch.cat([self.position, self.next_position[rows]])
+        if self.batch == 1:
+            return None
+        return ((self.owner[None, :] == rows[:, None]) | (self.owner[None, :] == -1))[:, None, None]
 
 
 @torch.no_grad()
@@ -128,7 +208,8 @@ def decode_steps(
 
     ``attention_mask`` (B, L) is 0 on left padding. ``prefix_embeds`` (1, P, D), when given, is a
     prefix shared by every row (it comes before each row's padding). Each row stops at its own EOS
-    (unless ``options.stop_at_eos`` is False); finished rows are masked out of later steps.
+    (unless ``options.stop_at_eos`` is False); finished rows are dropped from later steps (their
+    rows of ``Step.logits`` are ``-inf``).
     """
     options = options or DecodingOptions()
     batch, length = inputs_embeds.shape[:2]
@@ -139,35 +220,48 @@ def decode_steps(
         raise ValueError(f"attention_mask must be {(batch, length)}, got {tuple(attention_mask.shape)}")
     if not bool(attention_mask[:, -1].all()):
         raise ValueError("prompts must be left-padded: every row's last position must be a real token")
+    if prefix_embeds is not None and prefix_embeds.shape[0] != 1:
+        raise ValueError(f"prefix_embeds must be (1, P, D), got {tuple(prefix_embeds.shape)}")
     generator = None
     if options.do_sample:
         generator = torch.Generator(device=device)
         generator.manual_seed(0 if options.seed is None else options.seed)
-    out, attention_mask, next_position = _prefill(model, inputs_embeds, attention_mask.long(), prefix_embeds)
+    packed = _Packed(inputs_embeds, attention_mask, prefix_embeds, min(options.max_new_tokens, 64))
+    out = model.forward_embeds(packed.embeds, attention_mask=packed.prefill_mask(),
+                               position_ids=packed.position[None], cache=packed.cache, use_cache=True,
+                               logits_to_keep=batch)
     embedding = model.language_model.get_input_embeddings()
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    alive = list(range(batch))  # rows still decoding, in order; ``picked`` holds their logits
+    picked = out.logits[0].float()  # (B, V)
     for step in range(options.max_new_tokens):
-        logits = out.logits[:, -1].float()  # (B, V)
-        token = _pick(logits, options, generator)
+        if len(alive) == batch:
+            logits = picked
+        else:
+            logits = picked.new_full((batch, picked.shape[-1]), float("-inf"))
+            logits[alive] = picked
+        token = _pick(picked, options, generator)
         emitted: list[tuple[int, int]] = []
         ended: list[int] = []
-        for row, value in enumerate(token.tolist()):
-            if finished[row]:
-                continue
+        keep: list[int] = []
+        for index, (row, value) in enumerate(zip(alive, token.tolist(), strict=True)):
             if options.stop_at_eos and value == eos_id:
-                finished[row] = True
                 ended.append(row)
             else:
                 emitted.append((row, value))
+                keep.append(index)
         yield Step(tokens=emitted, ended=ended, logits=logits)
-        if bool(finished.all()) or step == options.max_new_tokens - 1:
+        if not keep or step == options.max_new_tokens - 1:
             return
-        # A row that has finished keeps feeding EOS, masked out, so the batch stays rectangular.
-        attention_mask = torch.cat([attention_mask, (~finished).long()[:, None]], dim=1)
-        new_embeds = embedding(token.masked_fill(finished, max(eos_id, 0))[:, None])  # (B, 1, D)
-        out = model.forward_embeds(new_embeds, attention_mask=attention_mask, position_ids=next_position,
-                                   cache=out.cache, use_cache=True)
-        next_position = next_position + 1
+        if len(keep) < len(alive):
+            alive = [alive[i] for i in keep]
+            token = token[keep]
+        rows = torch.tensor(alive, device=device)
+        mask = packed.append(rows)
+        out = model.forward_embeds(embedding(token[:, None]), attention_mask=mask,
+                                   position_ids=packed.next_position[rows][:, None], cache=packed.cache,
+                                   use_cache=True)
+        packed.next_position[rows] += 1
+        picked = out.logits[:, -1].float()
 
 
 @torch.no_grad()

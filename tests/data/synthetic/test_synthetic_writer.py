@@ -174,7 +174,7 @@ def test_same_seeds_write_identical_bytes(tmp_path):
 def test_a_subset_alone_is_written_as_in_the_full_split(tmp_path, written_split):
     manifest, scenes = written_split
     alone = write_split(tmp_path, list(scenes), subsets=["short_form"])
-    assert set(alone.files) == {"images", "instances", "eval_questions", "short_form"}
+    assert set(alone.files) == {"images", "instances", "captions", "eval_questions", "short_form"}
     assert _load(alone, "short_form") == _load(manifest, "short_form")
     assert _load(alone, "instances") == _load(manifest, "instances")
 
