@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"stage {stage} done in {timings[f'stage{stage}'] / 60:.1f} min")
         previous = summary.final_model
     timings["total"] = time.perf_counter() - recipe_start
+    previous_run = out / "recipe.json"
+    if previous_run.exists() and args.stages != "1,2,3":  # stages run in separate invocations add up
+        earlier = json.loads(previous_run.read_text())["seconds"]
+        timings = {**earlier, **timings, "total": earlier.get("total", 0.0) + timings["total"]}
     metric_files = [out / f"stage{s}" / "metrics.jsonl" for s in (1, 2, 3) if (out / f"stage{s}" / "metrics.jsonl").exists()]
     plot_metrics(metric_files, out / "loss.png")
     (out / "recipe.json").write_text(json.dumps({"seconds": timings, "images": args.images,

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="image folder; for `synthetic` the number of images to generate (default 20)")
     p.add_argument("--limit", type=int, default=None, help="first N records (images, or questions for POPE/judge)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default outputs/eval/TASK)")
-    p.add_argument("--max-new-tokens", type=int, default=1024, help="official: 1024")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="answer length cap (default: the official 1024; 48 for synthetic, whose answers are short)")
     p.add_argument("--batch-size", type=int, default=8, help="questions per batched generation")
     p.add_argument("--sample", action="store_true", help="sample at the official temperature 0.2 (default greedy)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed; for `synthetic` also the test-split seed")
@@ -102,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     if random_init:
         print(f"NOTE: model {args.model!r} is a preset with RANDOM weights: the numbers are meaningless.",
               file=sys.stderr)
+    if args.max_new_tokens is None:
+        args.max_new_tokens = 48 if args.task == "synthetic" else 1024
     options = DecodingOptions(max_new_tokens=args.max_new_tokens, do_sample=args.sample, temperature=0.2,
                               seed=args.seed if args.sample else None)
     info = {"model": str(args.model), "random_init": random_init, "decoding": "sample T=0.2" if args.sample else "greedy",

@@ -18,6 +18,7 @@ class TrainConfig:
     model: str  # a preset name (fresh model) or a checkpoint folder (e.g. the previous stage's final/)
     data: Any  # a mixture: built-in name, a file, or an inline list of entries
     output_dir: str
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # preset only: {"mask_extractor.shape_encoding": "official"}
     data_root: str = "."  # relative mixture paths resolve against this
     seed: int = 0
     max_steps: int | None = None  # optimizer steps; default: epochs x batches per epoch

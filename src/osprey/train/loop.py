@@ -74,10 +74,27 @@ def seed_everything(seed: int) -> None:
 
 def build_model(cfg: TrainConfig) -> tuple[OspreyModel, Any]:
     """A fresh preset (seeded init; pretrained LLM where the preset names one) or a saved model."""
-    from osprey.inference.loading import load_model
+    from osprey.config import PRESETS, OspreyConfig, get_preset
+    from osprey.inference.loading import load_model, tokenizer_for
+    from osprey.model.osprey import build_model as build_osprey
 
-    model, tokenizer, _ = load_model(cfg.model, seed=cfg.seed)
-    return model, tokenizer
+    if not cfg.model_overrides:
+        model, tokenizer, _ = load_model(cfg.model, seed=cfg.seed)
+        return model, tokenizer
+    if cfg.model not in PRESETS:
+        raise ValueError(f"model_overrides apply to presets ({', '.join(PRESETS)}), not to {cfg.model!r}")
+    data = get_preset(cfg.model).to_dict()
+    for key, value in cfg.model_overrides.items():
+        node = data
+        *path, last = key.split(".")
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or last not in node:
+            raise ValueError(f"model_overrides key {key!r} is not a field of the {cfg.model!r} config")
+        node[last] = value
+    config = OspreyConfig.from_dict(data)
+    torch.manual_seed(cfg.seed)
+    return build_osprey(config), tokenizer_for(config)
 
 
 def resolve_mixture(cfg: TrainConfig) -> Mixture:
