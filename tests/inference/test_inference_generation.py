@@ -61,3 +61,34 @@ def test_right_padding_is_rejected(predictor: RegionPredictor) -> None:
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
     with pytest.raises(ValueError, match="left-padded"):
         generate(predictor.model, embeds, mask, eos_id=2)
+
+
+def test_packed_batch_matches_each_row_alone_past_the_cache_capacity(predictor: RegionPredictor, encoded,
+                                                                      masks) -> None:
+    # 70 new tokens outgrow the preallocated cache (64 steps per row): it grows in place.
+    batch = _batch(predictor, encoded, masks)
+    model = predictor.model
+    options = DecodingOptions(max_new_tokens=70, stop_at_eos=False)
+    together = generate(model, batch.embeds, batch.attention_mask, eos_id=-1, options=options,
+                        prefix_embeds=batch.prefix_embeds)
+    for row in range(2):
+        alone = generate(model, batch.embeds[row:row + 1], batch.attention_mask[row:row + 1], eos_id=-1,
+                         options=options, prefix_embeds=batch.prefix_embeds)
+        assert alone.ids[0] == together.ids[row]
+
+
+def test_finished_rows_are_dropped_and_report_no_logits(predictor: RegionPredictor, encoded, masks) -> None:
+    batch = _batch(predictor, encoded, masks)
+    model = predictor.model
+    free = generate(model, batch.embeds, batch.attention_mask, eos_id=-1, prefix_embeds=batch.prefix_embeds,
+                    options=DecodingOptions(max_new_tokens=6))
+    eos = free.ids[0][1]
+    stopped = generate(model, batch.embeds, batch.attention_mask, eos_id=eos, prefix_embeds=batch.prefix_embeds,
+                       options=DecodingOptions(max_new_tokens=6), keep_scores=True)
+    assert stopped.finished[0] and stopped.ids[0] == free.ids[0][:free.ids[0].index(eos)]
+    done_at = free.ids[0].index(eos)
+    for step, scores in enumerate(stopped.scores):
+        assert bool(torch.isinf(scores[0]).all()) == (step > done_at)
+    for row in range(1, 4):
+        if eos not in free.ids[row]:
+            assert stopped.ids[row] == free.ids[row]

@@ -5,10 +5,14 @@ each new token is then embedded from the vocabulary and fed with the cache. Prom
 lengths are left-padded; position ids come from the attention mask so padding never shifts RoPE.
 
 A batch may share a prefix (the system prompt and the image tokens, identical for every region
-question about one image): it is prefilled once for batch 1, its cache is repeated for every
-row, and only the per-row continuations are prefilled as a batch. Padding then sits between the
-prefix and each row's continuation; positions still count only real tokens, so every row sees
-exactly the positions and keys it would see alone.
+question about one image). All rows are packed into one batch-1 sequence: the prefix once, then
+each row's continuation without its padding; one prefill pass covers them all, with an attention
+mask that lets a token see the prefix and its own row only, and RoPE positions that count the
+prefix and the row's own tokens. Each decoding step then feeds one token per unfinished row (a
+batch of single tokens) against that one cache, preallocated and written in place: every row sees
+exactly the positions and keys it would see alone, the prefix is neither recomputed nor copied,
+and rows that have finished cost nothing. A single row runs exactly like an unbatched prompt
+(plain causal attention, no mask).
 
 Greedy decoding is the default (deterministic); sampling uses an explicit ``torch.Generator``
 seeded from the options, so a seeded run is reproducible.
@@ -70,7 +74,7 @@ class Step:
 
     tokens: list[tuple[int, int]]  # (row, token id) appended to the answers at this step
     ended: list[int]  # rows that produced EOS at this step (their answers are complete)
-    logits: torch.Tensor  # (B, V) float32 logits the step picked from
+    logits: torch.Tensor  # (B, V) float32 logits the step picked from; -inf rows: finished earlier
 
 
 def _pick(logits: torch.Tensor, options: DecodingOptions, generator: torch.Generator | None) -> torch.Tensor:
