@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +53,8 @@ def main() -> int:
         eval_dir = run / "eval"
         command = [sys.executable, "-m", "osprey.cli", "eval", "synthetic", "--model", str(run / "final"),
                    "--images", str(args.images), "--seed", "0", "--out", str(eval_dir), "--no-progress"]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
         metrics = json.loads((eval_dir / "metrics.json").read_text())["metrics"]
         results[encoding] = {"loss": summary.final_loss, "minutes": summary.seconds / 60,
                              "naming": metrics["by_type"].get("category_naming", float("nan")),
