@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/osprey-small"))
     parser.add_argument("--images", type=int, default=3000, help="training scenes (default 3000)")
-    parser.add_argument("--stages", default="1,2,3", help="stages to run (default 1,2,3)")
+    parser.add_argument("--stages", default="1,2,3", help="stages to run (default 1,2,3; 'none' with --bundle only bundles)")
     parser.add_argument("--resume", action="store_true", help="resume each stage from its newest checkpoint")
     parser.add_argument("--bundle", action="store_true", help="install the result as the bundled model + docs")
     parser.add_argument("--threads", type=int, default=None)
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         timings["data"] = time.perf_counter() - t0
         log(f"data: {manifest.n_images} scenes, {manifest.n_annotations} objects in {timings['data']:.0f} s")
 
-    stages = [int(s) for s in args.stages.split(",")]
+    stages = [] if args.stages == "none" else [int(s) for s in args.stages.split(",")]
     previous = "small"
     for stage in (1, 2, 3):
         stage_out = out / f"stage{stage}"
