@@ -52,7 +52,8 @@ def main() -> int:
         summary = Trainer(cfg, log=lambda *_: None).run()
         eval_dir = run / "eval"
         command = [sys.executable, "-m", "osprey.cli", "eval", "synthetic", "--model", str(run / "final"),
-                   "--images", str(args.images), "--seed", "0", "--out", str(eval_dir), "--no-progress"]
+                   "--images", str(args.images), "--seed", "0", "--out", str(eval_dir), "--no-progress",
+                   "--batch-size", "32", "--max-new-tokens", "8"]  # one-word answers: 8 tokens is plenty
         env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
         metrics = json.loads((eval_dir / "metrics.json").read_text())["metrics"]
