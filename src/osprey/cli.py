@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
-
 
 def _add_parity(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("parity", help="recompute golden reference sets and compare with their recorded outputs",
