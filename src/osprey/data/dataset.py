@@ -16,7 +16,6 @@ Every skip is counted in :class:`DataStats` (per reason) and reported by the tra
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -355,7 +354,3 @@ def collate(examples: Sequence[Example | Skipped], *, pad_id: int) -> Batch | Da
         sources=[e.source for e in kept],
         stats=stats,
     )
-
-
-def num_batches(num_examples: int, batch_size: int) -> int:
-    return math.ceil(num_examples / batch_size)

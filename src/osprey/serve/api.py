@@ -274,14 +274,18 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
     async def _bad_request(_request: Request, err: BadRequest):
         return _error(err.status, str(err))
 
-    async def run(job: Callable[[Any], Any]) -> Any:
-        """Run ``job(cancel_token)`` on the model worker; map failures to HTTP answers."""
+    def submit(job: Callable[[Any], Any]):
+        """Queue ``job(cancel_token)`` on the model worker: (future, token), or 429 / 503."""
         try:
-            future, token = worker.submit(job, settings.request_timeout_s)
+            return worker.submit(job, settings.request_timeout_s)
         except QueueFull as err:
             raise HTTPException(429, f"server busy: {err}; retry later", headers={"Retry-After": "1"}) from None
         except ShuttingDown as err:
             raise HTTPException(503, str(err)) from None
+
+    async def run(job: Callable[[Any], Any]) -> Any:
+        """Run ``job(cancel_token)`` on the model worker; map failures to HTTP answers."""
+        future, token = submit(job)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), settings.request_timeout_s + 1.0)
         except (TimeoutError, Cancelled):
@@ -441,12 +445,7 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
                 token.check()
                 post(("piece", piece))
 
-        try:
-            future, token = worker.submit(job, settings.request_timeout_s)
-        except QueueFull as err:
-            raise HTTPException(429, f"server busy: {err}; retry later", headers={"Retry-After": "1"}) from None
-        except ShuttingDown as err:
-            raise HTTPException(503, str(err)) from None
+        future, token = submit(job)
         future.add_done_callback(lambda f: post(("done", f)))
 
         def chunk(delta: dict, finish: str | None = None) -> str:
