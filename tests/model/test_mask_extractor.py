@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,3 +72,38 @@ def test_box_encoding_is_translation_invariant_and_keeps_the_box() -> None:
 def test_bad_mask_shape_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"expected \(R, H, W\)"):
         _extractor()(_features(1), [torch.zeros(20, 20)])
+
+
+def _roi_align_reference(mask: np.ndarray, box: tuple[float, float, float, float], size: int, n: int = 2) -> np.ndarray:
+    """Aligned RoIAlign of one (H, W) map by its definition: n x n bilinear samples per cell, averaged."""
+    h, w = mask.shape
+    x0, y0, x1, y1 = (v - 0.5 for v in box)
+    bw, bh = (x1 - x0) / size, (y1 - y0) / size
+
+    def bilinear(y: float, x: float) -> float:
+        if y < -1 or y > h or x < -1 or x > w:
+            return 0.0
+        y, x = min(max(y, 0.0), h - 1), min(max(x, 0.0), w - 1)
+        yl, xl = int(y), int(x)
+        yh, xh = min(yl + 1, h - 1), min(xl + 1, w - 1)
+        ly, lx = y - yl, x - xl
+        return ((1 - ly) * (1 - lx) * mask[yl, xl] + (1 - ly) * lx * mask[yl, xh]
+                + ly * (1 - lx) * mask[yh, xl] + ly * lx * mask[yh, xh])
+
+    out = np.zeros((size, size))
+    for i in range(size):
+        for j in range(size):
+            out[i, j] = np.mean([bilinear(y0 + (i + (a + 0.5) / n) * bh, x0 + (j + (b + 0.5) / n) * bw)
+                                 for a in range(n) for b in range(n)])
+    return out
+
+
+def test_crop_resize_is_aligned_roi_align() -> None:
+    from osprey.model.mask_extractor import crop_resize
+
+    rng = np.random.default_rng(0)
+    masks = (rng.random((3, 23, 37)) > 0.5).astype(np.float32)
+    boxes = [(0, 0, 37, 23), (5, 2, 9, 20), (30, 10, 31, 11)]  # whole image, thin, one pixel
+    ours = crop_resize(torch.from_numpy(masks), torch.tensor(boxes, dtype=torch.float32), 8).numpy()
+    for k, box in enumerate(boxes):
+        np.testing.assert_allclose(ours[k], _roi_align_reference(masks[k], box, 8), atol=1e-5)

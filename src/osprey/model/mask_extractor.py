@@ -157,8 +157,6 @@ def pool_regions(feat: torch.Tensor, masks: torch.Tensor, counts: list[int]) -> 
 
 def box_normalised_shape(masks: list[torch.Tensor], size: int) -> torch.Tensor:
     """Each mask cropped to its bounding box, resized to size x size, plus the box in [0, 1]."""
-    from torchvision.ops import roi_align  # the shim in osprey/__init__ makes this import work
-
     rows = []
     for mask in masks:
         mask = mask.float()
@@ -173,9 +171,31 @@ def box_normalised_shape(masks: list[torch.Tensor], size: int) -> torch.Tensor:
         x0 = torch.where(xs.any(1), xs.float().argmax(1), 0)
         x1 = torch.where(xs.any(1), w - xs.flip(1).float().argmax(1), 0)
         boxes = torch.stack([x0, y0, x1, y1], 1).float()  # (R, 4), pixel edges
-        rois = torch.cat([torch.arange(r, dtype=torch.float32, device=mask.device)[:, None], boxes], 1)
-        crops = roi_align(mask[:, None], rois, output_size=(size, size), spatial_scale=1.0,
-                          sampling_ratio=2, aligned=True)[:, 0]
+        crops = crop_resize(mask, boxes, size)
         norm = boxes / torch.tensor([w, h, w, h], dtype=torch.float32, device=mask.device)
         rows.append(torch.cat([crops.flatten(1), norm], 1))
     return torch.cat(rows, 0)
+
+
+def crop_resize(masks: torch.Tensor, boxes: torch.Tensor, size: int, samples: int = 2) -> torch.Tensor:
+    """(R, size, size): mask ``r`` inside ``boxes[r]`` (x0, y0, x1, y1 pixel edges, within the image).
+
+    The arithmetic of an aligned RoIAlign with ``samples`` x ``samples`` bilinear samples per output
+    cell, averaged (torchvision ``roi_align(..., aligned=True, sampling_ratio=2)``, which the
+    small model was first trained with), written as one ``grid_sample`` so it runs eagerly: on
+    CPU-only torch, torchvision falls back to a Python RoIAlign that ``torch.compile`` builds on its
+    first call (~8 s, the whole first-answer latency budget). For boxes inside the image every
+    sample lies in (-1, W) x (-1, H), where RoIAlign's edge rule (clamp to the border pixel) is
+    ``padding_mode="border"``.
+    """
+    r, h, w = masks.shape
+    # Sample offsets inside the box as fractions of its size: cell i, sample k -> (i + (k + .5) / n) / size.
+    steps = (torch.arange(size * samples, dtype=torch.float32, device=masks.device) + 0.5) / (size * samples)
+    x0, y0, x1, y1 = boxes.unbind(1)
+    px = x0[:, None] - 0.5 + steps[None] * (x1 - x0)[:, None]  # (R, S*n) pixel coordinates (centres at k)
+    py = y0[:, None] - 0.5 + steps[None] * (y1 - y0)[:, None]
+    gx = (2 * px + 1) / w - 1  # grid_sample's align_corners=False normalisation
+    gy = (2 * py + 1) / h - 1
+    grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)  # (R, S*n, S*n, 2)
+    sampled = F.grid_sample(masks[:, None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return F.avg_pool2d(sampled, samples)[:, 0]

@@ -174,7 +174,8 @@ def test_same_seeds_write_identical_bytes(tmp_path):
 def test_a_subset_alone_is_written_as_in_the_full_split(tmp_path, written_split):
     manifest, scenes = written_split
     alone = write_split(tmp_path, list(scenes), subsets=["short_form"])
-    assert set(alone.files) == {"images", "instances", "captions", "eval_questions", "short_form"}
+    assert set(alone.files) == {"images", "instances", "captions", "vg_objects", "vg_parts", "eval_questions",
+                                "short_form"}
     assert _load(alone, "short_form") == _load(manifest, "short_form")
     assert _load(alone, "instances") == _load(manifest, "instances")
 
@@ -232,3 +233,36 @@ def test_templates_mention_their_regions_in_order():
     for template in wordings:
         slots = [int(k) for k in re.findall(r"\{(\d)\}", template)]
         assert slots == sorted(slots), template
+
+
+def test_region_captions_are_vg_layout_and_name_what_the_region_shows(written_split):
+    """Stage-2 region captions: every object and answerable part once, read back by the ``vg`` parser,
+    the caption naming the object's size, colour and category (a part's name, colour and object)."""
+    import random
+
+    from osprey.data.parsers import get_parser
+    from osprey.data.synthetic.facts import part_answerable
+    from osprey.data.synthetic.vocabulary import CATEGORIES
+    from osprey.data.synthetic.writer import annotation_id, part_id
+
+    manifest, scenes = written_split
+    root = Path(manifest.out_dir)
+    objects = json.loads((root / manifest.files["vg_objects"]).read_text())
+    parts = json.loads((root / manifest.files["vg_parts"]).read_text())
+    by_id = {a["id"]: a["caption"] for a in objects["annotations"]}
+    part_captions = {a["id"]: a["caption"] for a in parts["annotations"]}
+    for seed, scene in scenes.items():
+        for obj in scene.objects:
+            caption = by_id[annotation_id(seed, obj.id)]
+            assert caption.split()[1:3] == [obj.size, obj.colour] and obj.category in caption.split()
+            for part in obj.visible_parts:
+                names = CATEGORIES[obj.category].part_names
+                pid = part_id(seed, obj.id, names.index(part.name) + 1)
+                assert (pid in part_captions) == part_answerable(scene, part)
+                if pid in part_captions:
+                    assert part_captions[pid].startswith(f"the {part.colour}")
+                    assert part_captions[pid].endswith(f"{part.name} of {'an' if obj.category[0] in 'aeiou' else 'a'} {obj.category}")
+    parser = get_parser("vg")
+    records = parser.load(root / manifest.files["vg_objects"], image_root=root / "images")
+    sample = parser.parse(records[0], rng=random.Random(0), index=0)[0]
+    assert sample.turns[1].text in by_id.values()

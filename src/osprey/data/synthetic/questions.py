@@ -21,7 +21,7 @@ import numpy as np
 
 from osprey.data.synthetic import facts, templates
 from osprey.data.synthetic.vocabulary import CATEGORIES, confusable_categories
-from osprey.data.synthetic.world import Scene, SceneObject
+from osprey.data.synthetic.world import Scene, SceneObject, ScenePart
 
 __all__ = [
     "ALL_SUBSETS",
@@ -532,3 +532,25 @@ def short_caption_record(scene: Scene) -> SubsetRecord:
         for o in scene.objects
     )
     return SubsetRecord("short_caption", tuple(RegionRef(o.id) for o in scene.objects), items)
+
+
+# ----------------------------------------------------------------------------------- region captions
+# Stage-2 region captions in the Visual Genome layout (one short caption per annotation), the synthetic
+# counterpart of Osprey's stage-2 RefCOCO/VG/part sources: they name what the region tokens must
+# carry (category, colour, texture, size, position; a part's name, colour and object).
+
+_POSITION_PHRASES = {"center": "in the center", "left": "on the left", "right": "on the right"}
+
+
+def region_caption(scene: Scene, obj: SceneObject) -> str:
+    """"a large cyan striped car at the top left" (the position only where it is clear)."""
+    position = facts.position_answer(scene, obj)
+    where = "" if position is None else " " + _POSITION_PHRASES.get(position, f"at the {position}")
+    return short_caption(obj) + where
+
+
+def part_caption(scene: Scene, obj: SceneObject, part: ScenePart) -> str:
+    """"the red striped fin of a rocket" (the texture only where it is visible)."""
+    texture = facts.part_texture_answer(scene, part)
+    texture = "" if texture in (None, "solid") else f" {texture}"
+    return f"the {part.colour}{texture} {part.name} of {templates.a_or_an(obj.category)} {obj.category}"

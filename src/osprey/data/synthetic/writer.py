@@ -9,6 +9,9 @@ Layout of ``out_dir``::
     annotations/osprey_detail_description.json
     annotations/osprey_part_level.json
     annotations/osprey_lvis_positive_negative.json
+    annotations/llava_captions.json            image captions, LLaVA layout (stage 1)
+    annotations/vg_objects.json                region captions of objects, Visual Genome layout (stage 2)
+    annotations/vg_parts.json                  region captions of parts, Visual Genome layout (stage 2)
     eval_questions.jsonl                       one stand-alone question per line, with metadata
     manifest.json                              what was written, from which seeds and config
 
@@ -31,7 +34,15 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from osprey.data.synthetic.questions import ALL_SUBSETS, SubsetRecord, build_records, eval_items
+from osprey.data.synthetic.questions import (
+    ALL_SUBSETS,
+    SubsetRecord,
+    build_records,
+    eval_items,
+    part_caption,
+    region_caption,
+)
+from osprey.data.synthetic.facts import part_answerable
 from osprey.data.synthetic.seeds import check_split_seeds, test_seeds, train_seeds
 from osprey.data.synthetic.vocabulary import CATEGORIES, COLOUR_NAMES, SIZE_NAMES, TEXTURES, category_id
 from osprey.data.synthetic.world import Scene, WorldConfig, generate_scene
@@ -59,6 +70,10 @@ OSPREY_FILES: dict[str, str] = {
 }
 INSTANCES_FILE = "annotations/instances.json"
 CAPTIONS_FILE = "annotations/llava_captions.json"  # image-level captions, LLaVA layout (stage 1)
+# Region captions in the layout of Osprey's stage-2 Visual Genome file (``vg_train_with_mask.json``:
+# COCO images + annotations, one ``caption`` per annotation), read by the ``vg`` parser.
+VG_OBJECTS_FILE = "annotations/vg_objects.json"
+VG_PARTS_FILE = "annotations/vg_parts.json"
 CAPTION_PROMPT = "<image>\nGive a brief description of the image."
 EVAL_FILE = "eval_questions.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -215,6 +230,24 @@ class _SceneEncoding:
             )
         return out
 
+    def caption_annotations(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(objects, parts): VG-layout annotations with a short ``caption`` each (answerable parts only)."""
+        scene = self.scene
+        objects, parts = [], []
+        for obj in scene.objects:
+            enc = self.encoded[(obj.id, None)]
+            objects.append({"id": annotation_id(scene.seed, obj.id), "image_id": scene.seed,
+                            "segmentation": enc["segmentation"], "bbox": enc["bbox"], "area": enc["area"],
+                            "caption": region_caption(scene, obj)})
+            for part in obj.visible_parts:
+                if not part_answerable(scene, part):
+                    continue
+                penc = self.encoded[(obj.id, part.name)]
+                parts.append({"id": self.region_id(obj.id, part.name), "image_id": scene.seed,
+                              "segmentation": penc["segmentation"], "bbox": penc["bbox"], "area": penc["area"],
+                              "caption": part_caption(scene, obj, part)})
+        return objects, parts
+
     def image_entry(self) -> dict[str, Any]:
         s = self.scene
         return {"id": s.seed, "file_name": image_file_name(s.seed), "height": s.height, "width": s.width}
@@ -334,7 +367,8 @@ def write_split(
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
-    files = {"images": "images", "instances": INSTANCES_FILE, "captions": CAPTIONS_FILE, "eval_questions": EVAL_FILE}
+    files = {"images": "images", "instances": INSTANCES_FILE, "captions": CAPTIONS_FILE,
+             "vg_objects": VG_OBJECTS_FILE, "vg_parts": VG_PARTS_FILE, "eval_questions": EVAL_FILE}
     files.update({s: f"annotations/{OSPREY_FILES[s]}" for s in subsets if s in OSPREY_FILES})
 
     streams = {s: open(out / files[s], "w", encoding="utf-8") for s in subsets if s in OSPREY_FILES}  # noqa: SIM115
@@ -343,6 +377,10 @@ def write_split(
     eval_file = open(out / EVAL_FILE, "w", encoding="utf-8")  # noqa: SIM115
     captions_file = open(out / CAPTIONS_FILE, "w", encoding="utf-8")  # noqa: SIM115
     captions = _JsonArray(captions_file)
+    vg_files = {key: open(out / files[key], "w", encoding="utf-8") for key in ("vg_objects", "vg_parts")}  # noqa: SIM115
+    for f in vg_files.values():
+        f.write('{"annotations":')
+    vg_arrays = {key: _JsonArray(f) for key, f in vg_files.items()}
     counts = {s: 0 for s in subsets}
     n_annotations = n_parts = n_eval = 0
     images: list[dict[str, Any]] = []
@@ -363,6 +401,9 @@ def write_split(
             encoding = _SceneEncoding(scene)
             images.append(encoding.image_entry())
             captions.append(caption_record(scene, encoding))
+            for key, anns in zip(("vg_objects", "vg_parts"), encoding.caption_annotations()):
+                for ann in anns:
+                    vg_arrays[key].append(ann)
             for ann in encoding.coco_annotations():
                 coco_annotations.append(ann)
                 n_annotations += 1
@@ -379,8 +420,11 @@ def write_split(
         instances.write(',"images":' + _dumps(images) + "}")
         n_records = {s: a.close() for s, a in arrays.items()}
         n_records["captions"] = captions.close()
+        for key, array in vg_arrays.items():
+            n_records[key] = array.close()
+            vg_files[key].write(',"images":' + _dumps(images) + "}")
     finally:
-        for f in (*streams.values(), instances, eval_file, captions_file):
+        for f in (*streams.values(), *vg_files.values(), instances, eval_file, captions_file):
             f.close()
     manifest = SplitManifest(
         out_dir=str(out),
