@@ -188,7 +188,7 @@ def crop_resize(masks: torch.Tensor, boxes: torch.Tensor, size: int, samples: in
     sample lies in (-1, W) x (-1, H), where RoIAlign's edge rule (clamp to the border pixel) is
     ``padding_mode="border"``.
     """
-    r, h, w = masks.shape
+    h, w = masks.shape[-2:]
     # Sample offsets inside the box as fractions of its size: cell i, sample k -> (i + (k + .5) / n) / size.
     steps = (torch.arange(size * samples, dtype=torch.float32, device=masks.device) + 0.5) / (size * samples)
     x0, y0, x1, y1 = boxes.unbind(1)

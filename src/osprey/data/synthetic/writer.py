@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from osprey.data.synthetic.facts import part_answerable
 from osprey.data.synthetic.questions import (
     ALL_SUBSETS,
     SubsetRecord,
@@ -42,7 +43,6 @@ from osprey.data.synthetic.questions import (
     part_caption,
     region_caption,
 )
-from osprey.data.synthetic.facts import part_answerable
 from osprey.data.synthetic.seeds import check_split_seeds, test_seeds, train_seeds
 from osprey.data.synthetic.vocabulary import CATEGORIES, COLOUR_NAMES, SIZE_NAMES, TEXTURES, category_id
 from osprey.data.synthetic.world import Scene, WorldConfig, generate_scene
