@@ -233,19 +233,15 @@ class _SceneEncoding:
     def caption_annotations(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(objects, parts): VG-layout annotations with a short ``caption`` each (answerable parts only)."""
         scene = self.scene
-        objects, parts = [], []
-        for obj in scene.objects:
-            enc = self.encoded[(obj.id, None)]
-            objects.append({"id": annotation_id(scene.seed, obj.id), "image_id": scene.seed,
-                            "segmentation": enc["segmentation"], "bbox": enc["bbox"], "area": enc["area"],
-                            "caption": region_caption(scene, obj)})
-            for part in obj.visible_parts:
-                if not part_answerable(scene, part):
-                    continue
-                penc = self.encoded[(obj.id, part.name)]
-                parts.append({"id": self.region_id(obj.id, part.name), "image_id": scene.seed,
-                              "segmentation": penc["segmentation"], "bbox": penc["bbox"], "area": penc["area"],
-                              "caption": part_caption(scene, obj, part)})
+
+        def annotation(object_id: int, part: str | None, caption: str) -> dict[str, Any]:
+            area = self.encoded[(object_id, part)]["area"]
+            return {**self.osprey_annotation(object_id, part), "image_id": scene.seed, "area": area,
+                    "caption": caption}
+
+        objects = [annotation(obj.id, None, region_caption(scene, obj)) for obj in scene.objects]
+        parts = [annotation(obj.id, part.name, part_caption(scene, obj, part))
+                 for obj in scene.objects for part in obj.visible_parts if part_answerable(scene, part)]
         return objects, parts
 
     def image_entry(self) -> dict[str, Any]:
