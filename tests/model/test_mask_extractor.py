@@ -107,3 +107,32 @@ def test_crop_resize_is_aligned_roi_align() -> None:
     ours = crop_resize(torch.from_numpy(masks), torch.tensor(boxes, dtype=torch.float32), 8).numpy()
     for k, box in enumerate(boxes):
         np.testing.assert_allclose(ours[k], _roi_align_reference(masks[k], box, 8), atol=1e-5)
+
+
+def test_box_fourier_separates_shape_from_position() -> None:
+    """The shape MLP sees the same crop wherever the region is; the box embedding tells them apart."""
+    config = MaskExtractorConfig(embed_dim=32, shape_size=16, shape_hidden=24, shape_encoding="box_fourier")
+    extractor = MaskExtractor(config, (8, 12, 16, 20), 40).eval()
+    masks = torch.zeros(2, 64, 64)
+    masks[0, 4:20, 6:14] = 1
+    masks[1, 40:56, 30:38] = 1  # the same rectangle, moved
+    with torch.no_grad():
+        shape = extractor.shape_input([masks])
+        _, pos = extractor(_features(1), [masks])
+    assert shape.shape == (2, 16 * 16)
+    torch.testing.assert_close(shape[0], shape[1])
+    assert not torch.allclose(pos[0], pos[1])
+    names = {name for name, _ in extractor.named_parameters()}
+    assert "box_linear.layers.0.weight" in names and "pooled_norms.0.weight" not in names
+
+
+def test_pooled_norm_makes_tokens_independent_of_feature_scale() -> None:
+    config = MaskExtractorConfig(embed_dim=32, shape_size=16, shape_hidden=24, shape_encoding="box", pooled_norm=True)
+    extractor = MaskExtractor(config, (8, 12, 16, 20), 40).eval()
+    masks = [_random_masks(4, 64, 64)]
+    masks[0][0, 10:30, 10:30] = 1
+    features = [f * 10 for f in _features(1)]  # pooled spread well above LayerNorm's eps
+    with torch.no_grad():
+        tokens, _ = extractor(features, masks)
+        scaled, _ = extractor([f * 50 + 3 for f in features], masks)
+    torch.testing.assert_close(tokens[[0, 2, 3]], scaled[[0, 2, 3]], atol=1e-4, rtol=1e-4)

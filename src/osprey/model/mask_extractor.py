@@ -45,9 +45,15 @@ class MaskExtractor(nn.Module):
         self.config = config
         for name, channels in zip(LEVEL_NAMES, level_channels, strict=True):
             self.add_module(name, nn.Linear(channels, config.embed_dim))
+        self.pooled_norms = (
+            nn.ModuleList([nn.LayerNorm(channels) for channels in level_channels]) if config.pooled_norm else None
+        )
         self.feat_linear = nn.Linear(config.embed_dim, out_dim)
         shape_in = config.shape_size**2 + (4 if config.shape_encoding == "box" else 0)
         self.mask_linear = ShapeMLP(shape_in, config.shape_hidden, out_dim)
+        self.box_linear = (
+            ShapeMLP(BOX_FEATURES, config.shape_hidden, out_dim) if config.shape_encoding == "box_fourier" else None
+        )
 
     def level_linears(self) -> list[nn.Linear]:
         return [getattr(self, name) for name in LEVEL_NAMES]
@@ -73,9 +79,12 @@ class MaskExtractor(nn.Module):
         dtype = self.feat_linear.weight.dtype
         counts = [int(m.shape[0]) for m in masks]
         level_sum = None
-        for name, feat, linear in zip(LEVEL_NAMES, features, self.level_linears(), strict=True):
+        for index, (name, feat, linear) in enumerate(zip(LEVEL_NAMES, features, self.level_linears(), strict=True)):
             small = resize_masks(masks, feat.shape[-2:])  # (N, h, w) float32
             pooled = pool_regions(feat.float(), small > 0, counts)  # (N, C_l) float32
+            if self.pooled_norms is not None:
+                norm = self.pooled_norms[index]
+                pooled = F.layer_norm(pooled, norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps)
             out = linear(pooled.to(dtype))  # (N, embed)
             if round_levels_to is not None:
                 out = out.to(round_levels_to).to(dtype)
@@ -83,8 +92,12 @@ class MaskExtractor(nn.Module):
                 record[f"pooled_{name}"], record[f"level_linear_{name}"] = pooled, out
             level_sum = out if level_sum is None else level_sum + out
         mask_tokens = self.feat_linear(level_sum)
-        shape_input = self.shape_input(masks)
-        pos_tokens = self.mask_linear(shape_input.to(dtype))
+        if self.box_linear is not None:
+            shape_input, boxes = crops_and_boxes(masks, self.config.shape_size)
+            pos_tokens = self.mask_linear(shape_input.to(dtype)) + self.box_linear(box_features(boxes).to(dtype))
+        else:
+            shape_input = self.shape_input(masks)
+            pos_tokens = self.mask_linear(shape_input.to(dtype))
         if record is not None:
             size = self.config.shape_size
             record["level_sum"] = level_sum
@@ -97,6 +110,8 @@ class MaskExtractor(nn.Module):
         size = self.config.shape_size
         if self.config.shape_encoding == "official":
             return resize_masks(masks, (size, size)).flatten(1)
+        if self.config.shape_encoding == "box_fourier":
+            return crops_and_boxes(masks, size)[0]
         return box_normalised_shape(masks, size)
 
 
@@ -157,12 +172,23 @@ def pool_regions(feat: torch.Tensor, masks: torch.Tensor, counts: list[int]) -> 
 
 def box_normalised_shape(masks: list[torch.Tensor], size: int) -> torch.Tensor:
     """Each mask cropped to its bounding box, resized to size x size, plus the box in [0, 1]."""
-    rows = []
+    crops, boxes = crops_and_boxes(masks, size)
+    return torch.cat([crops, boxes], 1)
+
+
+def crops_and_boxes(masks: list[torch.Tensor], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """((N, size*size) each mask cropped to its bounding box and resized, (N, 4) the box in [0, 1]).
+
+    Boxes are (x0, y0, x1, y1) pixel edges divided by the image's width/height; an empty mask
+    gives the box (0, 0, 0, 0) and an all-zero crop.
+    """
+    crops, boxes = [], []
     for mask in masks:
         mask = mask.float()
         r, h, w = mask.shape
         if r == 0:
-            rows.append(mask.new_zeros((0, size * size + 4)))
+            crops.append(mask.new_zeros((0, size * size)))
+            boxes.append(mask.new_zeros((0, 4)))
             continue
         ys = mask.amax(dim=2) > 0  # (R, H)
         xs = mask.amax(dim=1) > 0  # (R, W)
@@ -170,11 +196,23 @@ def box_normalised_shape(masks: list[torch.Tensor], size: int) -> torch.Tensor:
         y1 = torch.where(ys.any(1), h - ys.flip(1).float().argmax(1), 0)
         x0 = torch.where(xs.any(1), xs.float().argmax(1), 0)
         x1 = torch.where(xs.any(1), w - xs.flip(1).float().argmax(1), 0)
-        boxes = torch.stack([x0, y0, x1, y1], 1).float()  # (R, 4), pixel edges
-        crops = crop_resize(mask, boxes, size)
-        norm = boxes / torch.tensor([w, h, w, h], dtype=torch.float32, device=mask.device)
-        rows.append(torch.cat([crops.flatten(1), norm], 1))
-    return torch.cat(rows, 0)
+        pixel_boxes = torch.stack([x0, y0, x1, y1], 1).float()  # (R, 4), pixel edges
+        crops.append(crop_resize(mask, pixel_boxes, size).flatten(1))
+        boxes.append(pixel_boxes / torch.tensor([w, h, w, h], dtype=torch.float32, device=mask.device))
+    return torch.cat(crops, 0), torch.cat(boxes, 0)
+
+
+BOX_FREQUENCIES = 6  # sin/cos at pi * 2**k, k < 6: resolves positions to ~1/64 of the image
+BOX_FEATURES = 8 + 8 * 2 * BOX_FREQUENCIES
+
+
+def box_features(boxes: torch.Tensor) -> torch.Tensor:
+    """(N, 4) boxes in [0, 1] -> (N, BOX_FEATURES): the corners, centre and size, raw and as sin/cos."""
+    x0, y0, x1, y1 = boxes.unbind(1)
+    values = torch.stack([x0, y0, x1, y1, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], 1)  # (N, 8)
+    scales = torch.pi * 2.0 ** torch.arange(BOX_FREQUENCIES, dtype=torch.float32, device=boxes.device)
+    angles = (values[:, :, None] * scales).flatten(1)  # (N, 8 * F)
+    return torch.cat([values, angles.sin(), angles.cos()], 1)
 
 
 def crop_resize(masks: torch.Tensor, boxes: torch.Tensor, size: int, samples: int = 2) -> torch.Tensor:
