@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from osprey.config import PRESETS, OspreyConfig, get_preset
+from osprey.model.cpu_layout import use_column_major_linears
 from osprey.model.osprey import OspreyModel, build_model
 from osprey.text.tokenizer import TextTokenizer, load_tokenizer
 
@@ -41,11 +42,14 @@ def tokenizer_for(config: OspreyConfig) -> TextTokenizer:
     raise ValueError(f"tokenizer 'model' needs a gguf or pretrained language model, not source={llm.source!r}")
 
 
-def load_model(spec: str | Path, *, dtype: torch.dtype | None = None, seed: int = 0) -> tuple[OspreyModel, TextTokenizer, bool]:
+def load_model(spec: str | Path, *, dtype: torch.dtype | None = None, seed: int = 0,
+               for_inference: bool = True) -> tuple[OspreyModel, TextTokenizer, bool]:
     """(model, tokenizer, is_random_init).
 
     ``spec``: ``"bundled"`` (the trained osprey-small shipped with the package), a preset name
     (random init of everything the preset does not load from a package) or a model folder.
+    ``for_inference`` (default) re-stores the LLM's weights for fast batched CPU decoding
+    (:mod:`osprey.model.cpu_layout`); pass False for a model that will be trained.
     """
     if spec == "bundled":
         if not bundled_available():
@@ -57,8 +61,16 @@ def load_model(spec: str | Path, *, dtype: torch.dtype | None = None, seed: int 
         model = build_model(config)
         if dtype is not None:
             model.to(dtype)
-        return model.eval(), tokenizer_for(config), True
+        return _for_inference(model, for_inference), tokenizer_for(config), True
     from osprey.model.weights import from_pretrained
 
     model = from_pretrained(spec, dtype=dtype)
-    return model.eval(), tokenizer_for(model.config), False
+    return _for_inference(model, for_inference), tokenizer_for(model.config), False
+
+
+def _for_inference(model: OspreyModel, inference: bool) -> OspreyModel:
+    """Eval mode, and for inference on CPU the LLM's weights stored the way batched decoding reads
+    them fastest (:mod:`osprey.model.cpu_layout`; same values). Training loads with ``for_inference=False``."""
+    if inference:
+        use_column_major_linears(model.language_model)
+    return model.eval()

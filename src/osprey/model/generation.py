@@ -8,11 +8,12 @@ A batch may share a prefix (the system prompt and the image tokens, identical fo
 question about one image). All rows are packed into one batch-1 sequence: the prefix once, then
 each row's continuation without its padding; one prefill pass covers them all, with an attention
 mask that lets a token see the prefix and its own row only, and RoPE positions that count the
-prefix and the row's own tokens. Each decoding step then feeds one token per unfinished row (a
-batch of single tokens) against that one cache, preallocated and written in place: every row sees
-exactly the positions and keys it would see alone, the prefix is neither recomputed nor copied,
-and rows that have finished cost nothing. A single row runs exactly like an unbatched prompt
-(plain causal attention, no mask).
+prefix and the row's own tokens. Each decoding step then appends one token per unfinished row to
+that same batch-1 sequence (A new positions, an (A, L) mask by owner row) against one cache,
+preallocated and written in place: every row sees exactly the positions and keys it would see
+alone, the prefix is neither recomputed nor copied nor expanded per row (attention reads the one
+cache once per step, as for a single row), and rows that have finished cost nothing. A single row
+runs exactly like an unbatched prompt (plain causal attention, no mask).
 
 Greedy decoding is the default (deterministic); sampling uses an explicit ``torch.Generator``
 seeded from the options, so a seeded run is reproducible.
@@ -92,9 +93,9 @@ def _pick(logits: torch.Tensor, options: DecodingOptions, generator: torch.Gener
 class _PackedLayer(DynamicLayer):
     """One layer's keys/values of every row, packed into one preallocated sequence (batch 1).
 
-    Prefill writes a (1, H, T, d) block; a decoding step writes its (A, H, 1, d) new keys (one per
-    active row) side by side. ``update`` returns the filled part, expanded (not copied) to the
-    step's batch: which cached token a row may see is the attention mask's business.
+    Prefill writes a (1, H, T, d) block; a decoding step writes its (1, H, A, d) new keys (one per
+    active row) after it. ``update`` returns the filled part: which cached token a query may see is
+    the attention mask's business.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -112,9 +113,8 @@ class _PackedLayer(DynamicLayer):
                ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        rows = key_states.shape[0]
-        if rows > 1:  # one new token per row -> consecutive cache slots
-            key_states, value_states = key_states.transpose(0, 2), value_states.transpose(0, 2)
+        if key_states.shape[0] != 1:
+            raise ValueError(f"the packed cache holds one sequence; got a batch of {key_states.shape[0]}")
         count = key_states.shape[2]
         end = self.length + count
         if end > self.capacity:
@@ -123,8 +123,6 @@ class _PackedLayer(DynamicLayer):
         self._values[:, :, self.length:end] = value_states
         self.length = end
         self.keys, self.values = self._keys[:, :, :end], self._values[:, :, :end]
-        if rows > 1:
-            return self.keys.expand(rows, -1, -1, -1), self.values.expand(rows, -1, -1, -1)
         return self.keys, self.values
 
     def _grow(self, needed: int) -> None:
@@ -190,12 +188,14 @@ class _Packed:
         return (same & (position[None, :] <= position[:, None]))[None, None]
 
     def append(self, rows: torch.Tensor) -> torch.Tensor | None:
-        """Record one new token for each of ``rows`` (A,); the step's (A, 1, 1, L) mask (None: one row)."""
+        """Record one new token for each of ``rows`` (A,), appended in that order; the step's
+        (1, 1, A, L) mask (None: one row). Query ``i`` sees the prefix and row ``rows[i]``'s tokens,
+        its own new one included, none of the other rows' new tokens."""
         self.owner = torch.cat([self.owner, rows])
         self.position = torch.cat([self.position, self.next_position[rows]])
         if self.batch == 1:
             return None
-        return ((self.owner[None, :] == rows[:, None]) | (self.owner[None, :] == -1))[:, None, None]
+        return ((self.owner[None, :] == rows[:, None]) | (self.owner[None, :] == -1))[None, None]
 
 
 @torch.no_grad()
@@ -261,11 +261,11 @@ def decode_steps(
             token = token[keep]
         rows = torch.tensor(alive, device=device)
         mask = packed.append(rows)
-        out = model.forward_embeds(embedding(token[:, None]), attention_mask=mask,
-                                   position_ids=packed.next_position[rows][:, None], cache=packed.cache,
+        out = model.forward_embeds(embedding(token[None, :]), attention_mask=mask,
+                                   position_ids=packed.next_position[rows][None, :], cache=packed.cache,
                                    use_cache=True)
         packed.next_position[rows] += 1
-        picked = out.logits[:, -1].float()
+        picked = out.logits[0].float()  # (A, V)
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from osprey.config import OspreyConfig
+from osprey.model.cpu_layout import vocab_logits
 from osprey.model.language_model import build_language_model, embedding_rows, hidden_size
 from osprey.model.mask_extractor import MaskExtractor
 from osprey.model.projector import build_projector
@@ -179,7 +180,7 @@ class OspreyModel(nn.Module):
             loss = F.cross_entropy(head(chosen).float(), targets[keep])
         else:
             kept = hidden if logits_to_keep <= 0 else hidden[:, -logits_to_keep:]
-            logits = head(kept)
+            logits = vocab_logits(head, kept)
         return OspreyOutput(
             logits=logits,
             loss=loss,

@@ -79,7 +79,7 @@ def build_model(cfg: TrainConfig) -> tuple[OspreyModel, Any]:
     from osprey.model.osprey import build_model as build_osprey
 
     if not cfg.model_overrides:
-        model, tokenizer, _ = load_model(cfg.model, seed=cfg.seed)
+        model, tokenizer, _ = load_model(cfg.model, seed=cfg.seed, for_inference=False)
         return model, tokenizer
     if cfg.model not in PRESETS:
         raise ValueError(f"model_overrides apply to presets ({', '.join(PRESETS)}), not to {cfg.model!r}")
