@@ -82,6 +82,8 @@ def test_chat_completion_openai_shape(client, picture) -> None:
     body = response.json()
     assert body["object"] == "chat.completion" and body["choices"][0]["message"]["role"] == "assistant"
     assert isinstance(body["choices"][0]["message"]["content"], str) and body["osprey"]["regions"] == 1
+    usage = body["usage"]  # the prompt counts every token the model reads: text, image and region slots
+    assert usage["prompt_tokens"] > 20 and usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
 def test_chat_history_region_parts_and_mask_images(client, picture) -> None:

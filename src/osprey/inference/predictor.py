@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from osprey.image import load_image, preprocess
-from osprey.inference.batch import BEGIN, EncodedImage, PreparedBatch, Query, prepare_batch
+from osprey.inference.batch import BEGIN, EncodedImage, PreparedBatch, Query, prepare_batch, render_query
 from osprey.inference.regions import MAX_REGIONS, check_masks
 from osprey.inference.streaming import TextStream
 from osprey.model.generation import DecodingOptions, decode_steps, generate
@@ -81,6 +81,12 @@ class RegionPredictor:
         queries = _as_queries(queries)
         return prepare_batch(self.model, self.tokenizer, self.template, encoded, checked, queries,
                              zero_regions=zero_regions)
+
+    def prompt_length(self, query: Query, num_masks: int) -> int:
+        """Tokens the model reads for ``query``: its rendered prompt, image and region slots included."""
+        ids, _ = render_query(query, model=self.model, tokenizer=self.tokenizer, template=self.template,
+                              num_masks=num_masks)
+        return len(ids)
 
     @torch.no_grad()
     def ask(

@@ -423,11 +423,12 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
 
             answer = await run(job)
             completion_tokens = len(service.predictor.tokenizer.encode(answer)) if answer else 0
+            prompt_tokens = service.prompt_tokens(parsed.history, parsed.question, count)
             return {"id": ident, "object": "chat.completion", "created": created, "model": model_name,
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
                                  "finish_reason": "length" if completion_tokens >= options.max_new_tokens else "stop"}],
-                    "usage": {"completion_tokens": completion_tokens, "prompt_tokens": 0,
-                              "total_tokens": completion_tokens},
+                    "usage": {"completion_tokens": completion_tokens, "prompt_tokens": prompt_tokens,
+                              "total_tokens": prompt_tokens + completion_tokens},
                     "osprey": {**_meta(), "regions": count}}
         return await _stream(ident, created, model_name, masks_of, parsed, options)
 

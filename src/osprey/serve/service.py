@@ -70,6 +70,10 @@ class RegionService:
         query = Query(question, tuple(range(len(masks))), tuple(history))
         return self.predictor.ask(self.encode(image), masks, [query], options, on_token=cancel)[0]
 
+    def prompt_tokens(self, history: Sequence[Turn], question: str, regions: int) -> int:
+        """The length of the prompt :meth:`answer` renders (OpenAI ``usage.prompt_tokens``)."""
+        return self.predictor.prompt_length(Query(question, tuple(range(regions)), tuple(history)), regions)
+
     def stream(self, image: Image.Image, masks: np.ndarray, history: Sequence[Turn], question: str,
                options: DecodingOptions) -> Iterator[str]:
         query = Query(question, tuple(range(len(masks))), tuple(history))
