@@ -65,16 +65,17 @@ def official_describe(model: OspreyModel, tokenizer: TextTokenizer, predictor: R
                       masks: np.ndarray, question: str, steps: int) -> list[str]:
     """One region at a time, everything recomputed per region, greedy with a KV cache at batch 1."""
     vision = model.config.vision
+    device = predictor._device
     embedding = model.language_model.get_input_embeddings()
     answers = []
     for mask in masks:
-        pixels = preprocess(load_image(image), vision.image_size, vision.mean, vision.std)[None]
+        pixels = preprocess(load_image(image), vision.image_size, vision.mean, vision.std)[None].to(device)
         rendered = render_conversation(
             [Turn("user", BEGIN + question)], template=predictor.template, tokenizer=tokenizer,
             slots=model.slots, num_image_tokens=model.num_image_tokens, num_regions=1, add_generation_prompt=True,
         )
-        ids = torch.tensor([rendered.input_ids])  # (1, L)
-        region = RegionBatch([torch.from_numpy(mask).float()[None]])
+        ids = torch.tensor([rendered.input_ids], device=device)  # (1, L)
+        region = RegionBatch([torch.from_numpy(mask).float()[None].to(device)])
         out = model(ids, pixel_values=pixels, regions=region, cache=DynamicCache(), use_cache=True, logits_to_keep=1)
         tokens: list[int] = []
         position = ids.shape[1]
@@ -83,7 +84,7 @@ def official_describe(model: OspreyModel, tokenizer: TextTokenizer, predictor: R
             tokens.append(int(token))
             if step == steps - 1:
                 break
-            out = model.forward_embeds(embedding(token[:, None]), position_ids=torch.tensor([[position]]),
+            out = model.forward_embeds(embedding(token[:, None]), position_ids=torch.tensor([[position]], device=device),
                                        cache=out.cache, use_cache=True)
             position += 1
         answers.append(tokenizer.decode(tokens).strip())
@@ -93,8 +94,12 @@ def official_describe(model: OspreyModel, tokenizer: TextTokenizer, predictor: R
 def timed(fn) -> tuple[float, float, object]:
     """(wall seconds, process CPU seconds, result). CPU time is reported beside wall time because
     the machine's 2 cores are shared: wall time swings with other work, CPU time much less."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     wall, cpu = time.perf_counter(), time.process_time()
     value = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return time.perf_counter() - wall, time.process_time() - cpu, value
 
 
@@ -109,13 +114,17 @@ def main() -> None:
                              "another job takes a core, which swamps the comparison")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                         help="model precision (the mask extractor stays float32)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu, or cuda[:K]: the model is built directly on that device (no CPU copy first)")
     parser.add_argument("--question", default="short", help=f"one of {sorted(QUESTIONS)} or text with <region1>")
     args = parser.parse_args()
     counts = [int(n) for n in args.regions.split(",")]
     torch.set_num_threads(args.threads)
 
     start = time.perf_counter()
-    model, tokenizer, random_init = load_model(args.preset, seed=0)
+    with torch.device(args.device):
+        model, tokenizer, random_init = load_model(args.preset, seed=0)
+    model.to(args.device)
     if args.dtype == "bfloat16":
         model.set_precision(torch.bfloat16)
     load_s = time.perf_counter() - start
@@ -144,9 +153,11 @@ def main() -> None:
 
     weights = ("SmolLM2-135M-Instruct LLM weights, random init for vision tower/projector/mask extractor"
                if args.preset == "small" else "random init for every part")
+    where = (torch.cuda.get_device_name(torch.device(args.device)) if args.device.startswith("cuda")
+             else f"{torch.get_num_threads()} threads")
     print(f"\nDescribe all regions, preset {args.preset} ({args.dtype}; {weights if random_init else 'checkpoint'}), "
           f"image {image.name}, {args.max_new_tokens} new tokens per region (fixed length, EOS ignored), "
-          f"{torch.get_num_threads()} threads, min of {args.repeats} interleaved runs, model load {load_s:.1f} s, "
+          f"{where}, min of {args.repeats} interleaved runs, model load {load_s:.1f} s, "
           f"1-min load average {load_before:.1f} before / {load_after:.1f} after (2 cores)\n")
     print("| regions N | official wall (s) | ours wall (s) | speedup wall | ours N / N=1 wall "
           "| official CPU (s) | ours CPU (s) | speedup CPU | ours N / N=1 CPU | identical greedy |")

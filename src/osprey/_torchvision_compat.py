@@ -7,10 +7,15 @@ torchvision, so every one of them would fail. Defining the two missing operator 
 torchvision is first imported is enough: transforms, models and ``roi_align`` then work;
 ``torchvision.ops.nms`` and ``torchvision.io`` decoding do not (we use our own NMS and PIL).
 
-Nothing is done when a matching torchvision build already provides the operators.
+Nothing is done when a matching torchvision build provides the operators (a CUDA torch with its
+own torchvision, say): its native library is loaded first and, when that works, left to register
+them itself (defining them here too would abort the process on the duplicate registration).
 """
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import torch
 
@@ -28,10 +33,26 @@ def _has_nms() -> bool:
         return False
 
 
+def _native_ops_load() -> bool:
+    """Whether torchvision's own compiled operators load beside this torch (then they are loaded)."""
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    libraries = sorted(folder.glob("_C*.so")) + sorted(folder.glob("_C*.pyd"))
+    if not libraries:
+        return False
+    try:
+        torch.ops.load_library(str(libraries[0]))
+    except (OSError, RuntimeError):
+        return False
+    return _has_nms()
+
+
 def ensure_torchvision_importable() -> None:
     """Register the torchvision NMS schemas when the installed torch lacks them (idempotent)."""
     global _LIBRARY
-    if _LIBRARY is not None or _has_nms():
+    if _LIBRARY is not None or _has_nms() or _native_ops_load():
         return
     _LIBRARY = torch.library.Library("torchvision", "DEF")
     for schema in _SCHEMAS:

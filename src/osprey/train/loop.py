@@ -177,6 +177,7 @@ class Trainer:
         seed_everything(cfg.seed)
         self.model, self.tokenizer = build_model(cfg)
         self.trains = prepare_model(self.model, cfg)
+        self.model.to(self.accelerator.device)  # one process too: accelerate's prepare() only runs for several
         if self.rank == 0:
             stage = get_stage(cfg.stage)
             self.log(f"stage {cfg.stage} ({stage.name}): training {', '.join(self.trains)}")

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The prepared GPU check (one call on a borrowed H100/H200; never part of CI).
+#
+# Runs on a machine whose python3 already holds CUDA torch, timm, peft, accelerate and
+# sentencepiece; the rest travels as wheels in .whl/ (open_clip_torch, ftfy, wcwidth, pycocotools,
+# the pinned transformers). The package runs from src/ (no install: the GPU image's Python is 3.12).
+# Writes each step's output under $OUT (or ./gpu_check_out) and keeps going when a step fails.
+#
+#   bash bench/gpu_check.sh
+set -u
+OUT=${OUT:-gpu_check_out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=$PWD/src:/tmp/site
+else
+    export PYTHONPATH=$PWD/src
+fi
+
+step() {  # step NAME COMMAND...: run, tee to $OUT/NAME.log, report the exit status
+    local name=$1; shift
+    echo "=== $name: $*"
+    local start=$SECONDS
+    "$@" 2>&1 | tee "$OUT/$name.log" | grep -v "it/s\]\|s/it\]" | tail -25
+    echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s"
+}
+
+nvidia-smi -L
+step imports python3 -c "
+import osprey, torch, torchvision, transformers, open_clip, timm
+print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'transformers', transformers.__version__,
+      'timm', timm.__version__, 'open_clip', open_clip.__version__)
+boxes = torch.tensor([[0., 0, 10, 10], [1, 1, 11, 11]], device='cuda')
+print('torchvision nms on cuda:', torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8], device='cuda'), 0.5).tolist())
+"
+step describe_7b_1layer python3 bench/describe_all.py --preset osprey_7b_1layer --device cuda --dtype bfloat16 \
+    --regions 1,2,4,8,16 --repeats 3
+# the full 32-layer architecture in float32: with random weights, bf16 rounding differences between
+# the two paths' kernels flip near-tied greedy picks (seen here: the 7th token of one region)
+step describe_7b python3 bench/describe_all.py --preset osprey_7b --device cuda --dtype float32 \
+    --regions 1,2,4,8,16 --repeats 2
+step train_tests python3 -m pytest -q -x -p no:cacheprovider tests/train/test_train.py -k "not two_processes and not sigkill"
