@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from osprey.config import osprey_7b, tiny
+from osprey.config import OspreyConfig, osprey_7b, tiny
 from osprey.model import build_model
 from osprey.model.weights import (
     CheckpointError,
@@ -105,6 +105,45 @@ def test_save_pretrained_round_trips_exactly(tmp_path: Path) -> None:
         assert torch.equal(loaded.state_dict()[key], value), key
     ids = torch.randint(3, 32000, (1, 6))
     torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
+
+
+def test_save_pretrained_keeps_tied_embeddings_tied(tmp_path: Path) -> None:
+    """An LLM with tied input/output embeddings (SmolLM2) saves once and loads tied again."""
+    data = tiny().to_dict()
+    data["language_model"]["hf_config"]["tie_word_embeddings"] = True
+    model = build_model(OspreyConfig.from_dict(data))
+    llm = model.language_model
+    assert llm.lm_head.weight.data_ptr() == llm.get_input_embeddings().weight.data_ptr()
+    save_pretrained(model, tmp_path / "tied")
+    payload = json.loads((tmp_path / "tied" / "config.json").read_text())
+    assert [sorted(pair) for pair in payload["tied_weights"].items()] == [
+        ["language_model.lm_head.weight", "language_model.model.embed_tokens.weight"]]
+    loaded = from_pretrained(tmp_path / "tied")
+    assert loaded.language_model.lm_head.weight is loaded.language_model.get_input_embeddings().weight
+    ids = torch.randint(3, 32000, (1, 6))
+    torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
+
+
+def test_saved_llm_keeps_its_own_tokenizer(tmp_path: Path) -> None:
+    """tokenizer 'model' (the LLM's own, e.g. SmolLM2's): a folder that saves the LLM saves the
+    tokenizer beside it, and loads without the LLM's original source."""
+    import shutil
+
+    from osprey.inference.loading import load_model
+    from osprey.text.tokenizer import llama2_tokenizer
+
+    source = tmp_path / "hf_llm"
+    build_model(tiny()).language_model.save_pretrained(source)
+    shutil.copyfile(llama2_tokenizer().model_path, source / "tokenizer.model")
+    data = tiny().to_dict()
+    data["language_model"].update(source="pretrained", path=str(source), tokenizer="model")
+    model = build_model(OspreyConfig.from_dict(data))
+    save_pretrained(model, tmp_path / "saved")
+    shutil.rmtree(source)
+    loaded, tokenizer, _ = load_model(tmp_path / "saved", for_inference=False)
+    assert tokenizer.encode("a red car") == llama2_tokenizer().encode("a red car")
+    save_pretrained(loaded, tmp_path / "again")  # a model loaded from such a folder saves it again
+    assert (tmp_path / "again" / "tokenizer.model").is_file()
 
 
 def test_convert_cli_and_open_clip_tower_weights(official_folder, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import torch
 from osprey.config import PRESETS, OspreyConfig, get_preset
 from osprey.model.cpu_layout import use_column_major_linears
 from osprey.model.osprey import OspreyModel, build_model
-from osprey.text.tokenizer import TextTokenizer, load_tokenizer
+from osprey.text.tokenizer import TOKENIZER_FILES, TextTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,14 @@ def default_model_spec() -> str:
     return "bundled" if bundled_available() else "tiny"
 
 
-def tokenizer_for(config: OspreyConfig) -> TextTokenizer:
-    """``"llama2"`` (bundled), a path, or ``"model"``: the LLM's own tokenizer (GGUF / HF folder)."""
+def tokenizer_for(config: OspreyConfig, folder: str | Path | None = None) -> TextTokenizer:
+    """``"llama2"`` (bundled), a path, or ``"model"``: the LLM's own tokenizer (GGUF / HF folder,
+    or the tokenizer saved beside the weights in the model ``folder``)."""
     spec = config.language_model.tokenizer
     if spec != "model":
         return load_tokenizer(spec)
+    if folder is not None and any((Path(folder) / name).is_file() for name in TOKENIZER_FILES):
+        return load_tokenizer(folder)
     llm = config.language_model
     if llm.source == "gguf":
         from osprey.model.language_model import gguf_tokenizer_folder
@@ -65,7 +68,7 @@ def load_model(spec: str | Path, *, dtype: torch.dtype | None = None, seed: int 
     from osprey.model.weights import from_pretrained
 
     model = from_pretrained(spec, dtype=dtype)
-    return _for_inference(model, for_inference), tokenizer_for(model.config), False
+    return _for_inference(model, for_inference), tokenizer_for(model.config, folder=spec), False
 
 
 def _for_inference(model: OspreyModel, inference: bool) -> OspreyModel:

@@ -289,14 +289,22 @@ def save_pretrained(model, folder: str | Path, *, include_language_model: bool =
         save_file(adapter, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
         model.language_model.peft_config["default"].save_pretrained(str(tmp))
     if include_language_model:
+        if config.language_model.tokenizer == "model":  # the LLM's own tokenizer: it travels with it
+            from osprey.inference.loading import tokenizer_for
+            from osprey.text.tokenizer import save_tokenizer
+
+            save_tokenizer(tokenizer_for(config, folder=getattr(model, "source_folder", None)), tmp)
         hf = model.language_model.config.to_dict()
         llm = LanguageModelConfig(source="config", hf_config=_portable_hf_config(hf),
                                   tokenizer=config.language_model.tokenizer)
         config = config.replace(language_model=llm)
-    payload = {"osprey_format": FORMAT_VERSION, "includes_language_model": include_language_model, **config.to_dict()}
-    (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2, sort_keys=True))
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()
              if include_language_model or not k.startswith("language_model.")}
+    state, tied = _untie(state)
+    payload = {"osprey_format": FORMAT_VERSION, "includes_language_model": include_language_model, **config.to_dict()}
+    if tied:
+        payload[TIED_KEY] = tied
+    (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2, sort_keys=True))
     _write_shards(state, tmp, max_shard_bytes)
     if folder.exists():
         import shutil
@@ -304,6 +312,27 @@ def save_pretrained(model, folder: str | Path, *, include_language_model: bool =
         shutil.rmtree(folder)
     os.replace(tmp, folder)
     return folder
+
+
+TIED_KEY = "tied_weights"  # config.json: {alias key: stored key} for tensors saved once
+
+
+def _untie(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Keep one copy of tensors that share memory (tied input/output embeddings, e.g. SmolLM2):
+    safetensors refuses to write aliases. Returns (state without the aliases, {alias: kept key})."""
+    kept: dict[tuple, str] = {}
+    tied: dict[str, str] = {}
+    out: dict[str, torch.Tensor] = {}
+    for key in sorted(state):
+        value = state[key]
+        identity = (value.device, value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape),
+                    tuple(value.stride()), value.dtype)
+        if value.numel() and identity in kept:
+            tied[key] = kept[identity]
+            continue
+        kept[identity] = key
+        out[key] = value
+    return out, tied
 
 
 def _portable_hf_config(hf: dict[str, Any]) -> dict[str, Any]:
@@ -339,12 +368,20 @@ def load_ours(folder: str | Path, *, dtype: torch.dtype | None = None):
         raise CheckpointError(f"{folder} has osprey_format={payload.get('osprey_format')!r}; expected {FORMAT_VERSION}")
     includes_llm = bool(payload.pop("includes_language_model", True))
     payload.pop("osprey_format")
+    tied = payload.pop(TIED_KEY, {})
     config = OspreyConfig.from_dict(payload)
     state = dict(iter_checkpoint(folder))
+    for alias, key in tied.items():
+        if key not in state:
+            raise CheckpointError(f"{folder / CONFIG_NAME}: {TIED_KEY} names {key!r}, which no weight file holds")
+        state[alias] = state[key]
     if dtype is None and not includes_llm:
         dtype = torch.float32  # match the LLM built from its own source (a bf16 bundle loads as fp32)
     model = build_empty(config, keep_language_model=not includes_llm)
     assign_state_dict(model, state, dtype, allow_missing_prefix=None if includes_llm else "language_model.")
+    model.source_folder = folder  # (a tokenizer saved beside the weights is found from here)
+    if tied and hasattr(model.language_model, "tie_weights"):
+        model.language_model.tie_weights()  # one Parameter again, as the LLM was built
     if (folder / ADAPTER_WEIGHTS).exists():
         _merge_adapter(model, folder)
     if dtype is not None:

@@ -15,6 +15,7 @@ import abc
 import functools
 import importlib.resources
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,6 +199,20 @@ def llama2_tokenizer() -> SentencePieceTokenizer:
     resource = importlib.resources.files("osprey").joinpath(*LLAMA2_ASSET)
     with importlib.resources.as_file(resource) as path:
         return SentencePieceTokenizer(path)
+
+
+TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json")
+
+
+def save_tokenizer(tokenizer: TextTokenizer, folder: str | Path) -> None:
+    """Write ``tokenizer``'s files into ``folder`` so that ``load_tokenizer(folder)`` returns it."""
+    folder = Path(folder)
+    if isinstance(tokenizer, SentencePieceTokenizer):
+        shutil.copyfile(tokenizer.model_path, folder / "tokenizer.model")
+    elif isinstance(tokenizer, HFTokenizer):
+        tokenizer._tok.save_pretrained(str(folder))
+    else:
+        raise TypeError(f"cannot save a {type(tokenizer).__name__}: expected a SentencePiece or transformers tokenizer")
 
 
 def load_tokenizer(spec: str | Path) -> TextTokenizer:
