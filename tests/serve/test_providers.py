@@ -11,6 +11,7 @@ import pytest
 
 from osprey.data.synthetic.world import generate_scene
 from osprey.inference.providers import (
+    SAM2_CONFIGS,
     GrabCutProvider,
     ProviderError,
     Sam2Provider,
@@ -186,3 +187,22 @@ def test_segment_anything_vit_b_from_a_local_checkpoint(tmp_path: Path) -> None:
     assert mask.shape == (60, 80) and mask.dtype == bool
     assert provider.from_box(image, [10, 10, 50, 40]).shape == (60, 80)
     assert time.perf_counter() - start < 120
+
+
+@pytest.mark.slow
+def test_sam2_hiera_t_from_a_local_checkpoint(tmp_path: Path) -> None:
+    """Random SAM 2.1 Hiera-T weights saved as the released files are ({"model": state dict}),
+    loaded through our provider: point, box and segment-everything run and give image-sized masks."""
+    torch = pytest.importorskip("torch")
+    build = pytest.importorskip("sam2.build_sam", reason="the sam2 package is not installed")
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "sam2.1_hiera_tiny_random.pt"
+    torch.save({"model": build.build_sam2(SAM2_CONFIGS["sam2.1_hiera_t"], None, device="cpu").state_dict()},
+               checkpoint)
+    provider = Sam2Provider(checkpoint, "sam2.1_hiera_t")
+    image = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    mask = provider.from_points(image, [[40, 30]])
+    assert mask.shape == (60, 80) and mask.dtype == bool
+    assert provider.from_box(image, [10, 10, 50, 40]).shape == (60, 80)
+    assert all(m.shape == (60, 80) for m in provider.everything(image))
