@@ -29,6 +29,7 @@ def test_describe_a_click_and_everything(tmp_path: Path, picture: Path, capsys) 
                  "--out", str(out), "--max-new-tokens", "3"]) == 0
     record = json.loads((out / "answers.json").read_text())
     assert record["random_init"] is True and record["provider"] == "grabcut" and record["question"] == "detailed"
+    assert record["device"] in ("cpu", "cuda:0")
     clicked = decode_rle(record["regions"][0]["rle"], 48, 64)
     assert clicked[20, 20] and clicked.sum() == 400  # exactly the red square
     areas = [r["area"] for r in record["regions"][1:]]
@@ -65,3 +66,26 @@ def test_serve_help_names_the_safety_flags(capsys) -> None:
     out = capsys.readouterr().out
     for flag in ("--host", "--token", "--sam", "--ui", "--queue-size"):
         assert flag in out
+
+
+def test_device_flag_picks_or_refuses_a_device(picture: Path, tmp_path: Path) -> None:
+    import torch
+
+    from osprey.inference.loading import load_model, resolve_device
+
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    for bad in ("tpu", "gpu0", "cuda:99"):
+        with pytest.raises(ValueError, match=f"device '{bad}'"):
+            resolve_device(bad)
+    model, _, _ = load_model("tiny", device="cpu")
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
+    with pytest.raises(SystemExit, match="device 'tpu'"):
+        main(["describe", str(picture), "--model", "tiny", "--box", "10,10,30,30", "--device", "tpu",
+              "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="device 'tpu'"):
+        main(["eval", "synthetic", "--model", "tiny", "--device", "tpu", "--images", "1", "--out", str(tmp_path)])
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="no CUDA GPU"):
+            main(["describe", str(picture), "--model", "tiny", "--box", "10,10,30,30", "--device", "cuda",
+                  "--out", str(tmp_path)])

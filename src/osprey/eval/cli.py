@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("task", choices=TASK_NAMES)
     p.add_argument("--model", default=None,
                    help="'bundled' (default when installed), a model folder, or a preset name (random init)")
+    p.add_argument("--device", default="auto",
+                   help="where the model runs: auto (a CUDA GPU when there is one, else cpu), cpu, cuda, cuda:N")
     p.add_argument("--data", type=Path, help="annotation file (questions file for judge tasks)")
     p.add_argument("--images", default=None,
                    help="image folder; for `synthetic` the number of images to generate (default 20)")
@@ -99,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
         from osprey.inference.loading import default_model_spec
 
         args.model = default_model_spec()
-    model, tokenizer, random_init = load_model(args.model)
+    try:
+        model, tokenizer, random_init = load_model(args.model, device=args.device)
+    except ValueError as err:
+        raise SystemExit(f"eval: {err}") from None
     if random_init:
         print(f"NOTE: model {args.model!r} is a preset with RANDOM weights: the numbers are meaningless.",
               file=sys.stderr)

@@ -45,15 +45,37 @@ def tokenizer_for(config: OspreyConfig, folder: str | Path | None = None) -> Tex
     raise ValueError(f"tokenizer 'model' needs a gguf or pretrained language model, not source={llm.source!r}")
 
 
+def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` (or None): the first CUDA GPU when there is one, else the CPU; otherwise a torch
+    device string such as ``cpu``, ``cuda`` or ``cuda:1``, checked to exist here."""
+    if spec is None or str(spec) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {str(spec)!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(spec)!r}: this torch build or machine has no CUDA GPU; use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(spec)!r}: only {torch.cuda.device_count()} CUDA GPU(s) here")
+    elif device.type != "cpu":
+        raise ValueError(f"device {str(spec)!r}: expected auto, cpu, cuda or cuda:N")
+    return device
+
+
 def load_model(spec: str | Path, *, dtype: torch.dtype | None = None, seed: int = 0,
-               for_inference: bool = True) -> tuple[OspreyModel, TextTokenizer, bool]:
+               for_inference: bool = True, device: str | torch.device | None = "cpu",
+               ) -> tuple[OspreyModel, TextTokenizer, bool]:
     """(model, tokenizer, is_random_init).
 
     ``spec``: ``"bundled"`` (the trained osprey-small shipped with the package), a preset name
     (random init of everything the preset does not load from a package) or a model folder.
+    ``device``: where the model goes (:func:`resolve_device`; ``"auto"`` picks a GPU when there is one).
     ``for_inference`` (default) re-stores the LLM's weights for fast batched CPU decoding
-    (:mod:`osprey.model.cpu_layout`); pass False for a model that will be trained.
+    (:mod:`osprey.model.cpu_layout`; on the CPU only); pass False for a model that will be trained.
     """
+    device = resolve_device(device)
     if spec == "bundled":
         if not bundled_available():
             raise FileNotFoundError(f"the bundled model is not installed at {BUNDLED}; run scripts/train_small.py --bundle")
@@ -64,11 +86,11 @@ def load_model(spec: str | Path, *, dtype: torch.dtype | None = None, seed: int 
         model = build_model(config)
         if dtype is not None:
             model.to(dtype)
-        return _for_inference(model, for_inference), tokenizer_for(config), True
+        return _for_inference(model.to(device), for_inference), tokenizer_for(config), True
     from osprey.model.weights import from_pretrained
 
     model = from_pretrained(spec, dtype=dtype)
-    return _for_inference(model, for_inference), tokenizer_for(model.config, folder=spec), False
+    return _for_inference(model.to(device), for_inference), tokenizer_for(model.config, folder=spec), False
 
 
 def _for_inference(model: OspreyModel, inference: bool) -> OspreyModel:

@@ -244,7 +244,7 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
     if service is None:
         factory = service_factory or (lambda s: load_service(s.model, sam_checkpoint=s.sam_checkpoint,
                                                              sam_type=s.sam_type, max_regions=s.max_regions,
-                                                             encode_cache=s.encode_cache))
+                                                             encode_cache=s.encode_cache, device=s.device))
         service = factory(settings)
     worker = ModelWorker(settings.queue_size)
 

@@ -27,6 +27,9 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
                    help="'bundled' (the trained osprey-small; the default when installed), a model folder, "
                    "or a preset name such as tiny (random init)")
+    p.add_argument("--device", default="auto",
+                   help="where the model (and SAM) run: auto (a CUDA GPU when there is one, else cpu), cpu, cuda, "
+                   "cuda:N")
     p.add_argument("--sam", type=Path, default=None, metavar="CKPT",
                    help="local SAM / MobileSAM / SAM 2 checkpoint for --point/--box/--everything "
                    "(default: the weight-free GrabCut provider); nothing is downloaded")
@@ -100,9 +103,11 @@ def _load(args: argparse.Namespace):
         raise SystemExit("no regions given: use --mask, --rle, --box, --point or --everything")
     try:
         service = load_service(args.model, sam_checkpoint=args.sam, sam_type=args.sam_type,
-                               max_regions=args.max_regions)
+                               max_regions=args.max_regions, device=args.device)
     except ProviderError as err:
         raise SystemExit(f"mask provider: {err}") from None
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     if service.random_init:
         print(f"NOTE: {service.note}", file=sys.stderr)
     try:
@@ -153,7 +158,7 @@ def _run_describe(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     save_overlay(image, list(masks), args.out / "overlay.png")
     record = {"image": str(args.image), "model": str(args.model), "random_init": service.random_init,
-              "question": question, "provider": service.provider.name,
+              "question": question, "provider": service.provider.name, "device": str(service.predictor._device),
               "regions": [{**mask_record(i, m), "answer": a} for i, (m, a) in enumerate(zip(masks, answers, strict=True))]}
     (args.out / "answers.json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
     for i, answer in enumerate(answers, 1):
@@ -265,7 +270,7 @@ def _run_serve(args: argparse.Namespace) -> int:
               "model", file=sys.stderr)
     try:
         settings = ServeSettings(model=args.model, host=args.host, port=args.port, token=token,
-                                 sam_checkpoint=args.sam, sam_type=args.sam_type, ui=args.ui,
+                                 sam_checkpoint=args.sam, sam_type=args.sam_type, device=args.device, ui=args.ui,
                                  queue_size=args.queue_size, request_timeout_s=args.timeout,
                                  max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_regions=args.max_regions,
                                  max_new_tokens=args.max_new_tokens,

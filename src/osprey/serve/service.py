@@ -96,13 +96,16 @@ def mask_record(index: int, mask: np.ndarray) -> dict:
 
 
 def load_service(model: str | None, *, sam_checkpoint=None, sam_type: str = "vit_b", max_regions: int = 32,
-                 encode_cache: int = 4) -> RegionService:
-    """Load the model named by ``model`` (bundled, preset or folder; None: the default) and the mask provider."""
-    from osprey.inference.loading import default_model_spec, load_model
+                 encode_cache: int = 4, device: str | None = "auto") -> RegionService:
+    """Load the model named by ``model`` (bundled, preset or folder; None: the default) and the mask
+    provider, both on ``device`` (``auto``: a GPU when there is one)."""
+    from osprey.inference.loading import default_model_spec, load_model, resolve_device
 
     model = model or default_model_spec()
-    network, tokenizer, random_init = load_model(model)
-    provider = build_provider(sam_checkpoint, sam_type) if sam_checkpoint else GrabCutProvider()
+    where = resolve_device(device)
+    network, tokenizer, random_init = load_model(model, device=where)
+    provider = (build_provider(sam_checkpoint, sam_type, device=str(where)) if sam_checkpoint
+                else GrabCutProvider())
     predictor = RegionPredictor(network, tokenizer, max_regions=max(max_regions, 1))
     return RegionService(predictor, provider, str(model), random_init, encode_cache)
 

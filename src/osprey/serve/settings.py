@@ -14,6 +14,7 @@ class ServeSettings:
     token: str | None = None  # when set, every /v1 call needs "Authorization: Bearer <token>"
     sam_checkpoint: Path | None = None  # local SAM/SAM 2/MobileSAM file; None = weight-free provider
     sam_type: str = "vit_b"
+    device: str = "auto"  # where the model runs: auto (a GPU when there is one), cpu, cuda, cuda:N
     ui: bool = False  # serve the web demo at "/"
     queue_size: int = 8  # requests waiting for the one model worker; more get 429
     request_timeout_s: float = 120.0  # from enqueue to answer; then 504 and the job is cancelled
