@@ -1,22 +1,12 @@
 #!/usr/bin/env bash
 # The prepared GPU check (one call on a borrowed H100/H200; never part of CI).
 #
-# Runs on a machine whose python3 already holds CUDA torch, timm, peft, accelerate and
-# sentencepiece; the rest travels as wheels in .whl/ (open_clip_torch, ftfy, wcwidth, pycocotools,
-# the pinned transformers). The package runs from src/ (no install: the GPU image's Python is 3.12).
-# Writes each step's output under $OUT (or ./gpu_check_out) and keeps going when a step fails.
+# Environment: bench/gpu_env.sh (wheels in .whl/, the package from src/). Writes each step's output
+# under $OUT (or ./gpu_check_out) and keeps going when a step fails.
 #
 #   bash bench/gpu_check.sh
 set -u
-OUT=${OUT:-gpu_check_out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH=$PWD/src:/tmp/site
-else
-    export PYTHONPATH=$PWD/src
-fi
+source "$(dirname "$0")/gpu_env.sh"
 
 step() {  # step NAME COMMAND...: run, tee to $OUT/NAME.log, report the exit status
     local name=$1; shift

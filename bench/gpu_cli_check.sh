@@ -1,16 +1,8 @@
 #!/usr/bin/env bash
 # Second prepared GPU check: the user-facing commands with --device cuda (auto) on a borrowed GPU.
-# Same environment as bench/gpu_check.sh (wheels in .whl/, the package from src/).
+# Environment: bench/gpu_env.sh (wheels in .whl/, the package from src/).
 set -u
-OUT=${OUT:-gpu_check_out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-    export PYTHONPATH=$PWD/src:/tmp/site
-else
-    export PYTHONPATH=$PWD/src
-fi
+source "$(dirname "$0")/gpu_env.sh"
 osprey() { python3 -m osprey.cli "$@"; }
 echo "=== describe, 7B-shaped (1 layer), --device auto"
 time osprey describe src/osprey/assets/examples/coins.png --rle src/osprey/assets/examples/coins.json \

@@ -92,12 +92,10 @@ class MaskExtractor(nn.Module):
                 record[f"pooled_{name}"], record[f"level_linear_{name}"] = pooled, out
             level_sum = out if level_sum is None else level_sum + out
         mask_tokens = self.feat_linear(level_sum)
-        if self.box_linear is not None:
-            shape_input, boxes = crops_and_boxes(masks, self.config.shape_size)
-            pos_tokens = self.mask_linear(shape_input.to(dtype)) + self.box_linear(box_features(boxes).to(dtype))
-        else:
-            shape_input = self.shape_input(masks)
-            pos_tokens = self.mask_linear(shape_input.to(dtype))
+        shape_input, boxes = self._shape_and_box(masks)
+        pos_tokens = self.mask_linear(shape_input.to(dtype))
+        if boxes is not None:
+            pos_tokens = pos_tokens + self.box_linear(box_features(boxes).to(dtype))
         if record is not None:
             size = self.config.shape_size
             record["level_sum"] = level_sum
@@ -107,12 +105,16 @@ class MaskExtractor(nn.Module):
 
     def shape_input(self, masks: list[torch.Tensor]) -> torch.Tensor:
         """(N, S*S[+4]) input of the shape MLP for the configured encoding."""
+        return self._shape_and_box(masks)[0]
+
+    def _shape_and_box(self, masks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(shape MLP input, the (N, 4) boxes for ``box_linear`` or None) for the configured encoding."""
         size = self.config.shape_size
         if self.config.shape_encoding == "official":
-            return resize_masks(masks, (size, size)).flatten(1)
+            return resize_masks(masks, (size, size)).flatten(1), None
         if self.config.shape_encoding == "box_fourier":
-            return crops_and_boxes(masks, size)[0]
-        return box_normalised_shape(masks, size)
+            return crops_and_boxes(masks, size)
+        return box_normalised_shape(masks, size), None
 
 
 def resize_masks(masks: list[torch.Tensor], size: tuple[int, int] | torch.Size) -> torch.Tensor:

@@ -65,18 +65,23 @@ class RegionService:
         queries = [Query(text, (i,)) for i in range(len(masks))]
         return self.predictor.ask(self.encode(image), masks, queries, options, on_token=cancel)
 
+    @staticmethod
+    def _chat_query(history: Sequence[Turn], question: str, regions: int) -> Query:
+        """A chat turn: ``<regionK>`` is the K-th of all ``regions`` masks."""
+        return Query(question, tuple(range(regions)), tuple(history))
+
     def answer(self, image: Image.Image, masks: np.ndarray, history: Sequence[Turn], question: str,
                options: DecodingOptions, cancel: Callable[..., None]) -> str:
-        query = Query(question, tuple(range(len(masks))), tuple(history))
+        query = self._chat_query(history, question, len(masks))
         return self.predictor.ask(self.encode(image), masks, [query], options, on_token=cancel)[0]
 
     def prompt_tokens(self, history: Sequence[Turn], question: str, regions: int) -> int:
         """The length of the prompt :meth:`answer` renders (OpenAI ``usage.prompt_tokens``)."""
-        return self.predictor.prompt_length(Query(question, tuple(range(regions)), tuple(history)), regions)
+        return self.predictor.prompt_length(self._chat_query(history, question, regions), regions)
 
     def stream(self, image: Image.Image, masks: np.ndarray, history: Sequence[Turn], question: str,
                options: DecodingOptions) -> Iterator[str]:
-        query = Query(question, tuple(range(len(masks))), tuple(history))
+        query = self._chat_query(history, question, len(masks))
         for _index, piece in self.predictor.stream(self.encode(image), masks, [query], options):
             yield piece
 

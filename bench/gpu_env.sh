@@ -1,0 +1,13 @@
+# Sourced by the prepared GPU checks: $OUT for their outputs, and the Python path. The borrowed
+# machine's python3 already holds CUDA torch, timm, peft, accelerate and sentencepiece; the rest
+# travels as wheels in .whl/ (open_clip_torch, ftfy, wcwidth, pycocotools, the pinned transformers)
+# and the package runs from src/ (no install: the GPU image's Python is 3.12).
+OUT=${OUT:-gpu_check_out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=$PWD/src:/tmp/site
+else
+    export PYTHONPATH=$PWD/src
+fi
