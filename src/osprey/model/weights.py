@@ -361,7 +361,9 @@ def _write_shards(state: dict[str, torch.Tensor], folder: Path, max_shard_bytes:
     (folder / INDEX_NAME).write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=2))
 
 
-def load_ours(folder: str | Path, *, dtype: torch.dtype | None = None):
+def load_ours(folder: str | Path, *, dtype: torch.dtype | None = None, merge_adapters: bool = True):
+    """A folder we wrote. LoRA adapters saved beside it are merged into the LLM, or with
+    ``merge_adapters=False`` kept as a peft model with those adapters (to train them further)."""
     folder = Path(folder)
     payload = _read_json(folder / CONFIG_NAME)
     if payload.get("osprey_format") != FORMAT_VERSION:
@@ -383,15 +385,16 @@ def load_ours(folder: str | Path, *, dtype: torch.dtype | None = None):
     if tied and hasattr(model.language_model, "tie_weights"):
         model.language_model.tie_weights()  # one Parameter again, as the LLM was built
     if (folder / ADAPTER_WEIGHTS).exists():
-        _merge_adapter(model, folder)
+        _merge_adapter(model, folder, merge=merge_adapters)
     if dtype is not None:
         model.to(dtype)
     model.freeze_vision()
     return model
 
 
-def _merge_adapter(model, folder: Path) -> None:
-    """Apply the saved LoRA adapters to the LLM and merge them into its weights (plain inference)."""
+def _merge_adapter(model, folder: Path, *, merge: bool = True) -> None:
+    """Apply the saved LoRA adapters to the LLM and merge them into its weights (plain inference);
+    ``merge=False`` leaves the LLM wrapped as a peft model with the adapters loaded."""
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
     config = LoraConfig.from_pretrained(str(folder))
@@ -401,6 +404,9 @@ def _merge_adapter(model, folder: Path) -> None:
     unexpected = list(getattr(result, "unexpected_keys", []) or [])
     if unexpected:
         raise CheckpointError(f"{folder / ADAPTER_WEIGHTS}: adapter keys not in the model: {unexpected[:5]}")
+    if not merge:
+        model.language_model = wrapped
+        return
     model.language_model = wrapped.merge_and_unload()
     # The LLM now differs from its source: whoever saves this model must save the LLM too.
     model.language_model_modified = True

@@ -38,6 +38,10 @@ class TrainConfig:
     max_length: int = 2048
     train_vision: bool = False  # also train the vision tower (presets without pretrained CLIP weights)
     lora: dict[str, Any] | None = None  # stage 3: {r, alpha, dropout, target_modules}
+    # Stage 3 from a folder that carries LoRA adapters: train those adapters further (their saved r,
+    # alpha and targets; ``lora`` must be set) instead of merging them into the LLM and adding new
+    # ones, so the result is again Osprey modules + adapters, not a whole LLM.
+    continue_adapters: bool = False
     save_every: int = 500  # optimizer steps between checkpoints (and always at the end)
     keep_checkpoints: int = 2
     log_every: int = 1
@@ -66,6 +70,8 @@ class TrainConfig:
             raise ValueError(f"max_steps={self.max_steps!r}; expected >= 1 or null")
         if self.frozen_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"frozen_dtype={self.frozen_dtype!r}; expected 'float32' or 'bfloat16'")
+        if self.continue_adapters and self.lora is None:
+            raise ValueError("continue_adapters=true trains the model's saved LoRA adapters; set lora too")
         if self.lora is not None and self.stage != 3:
             raise ValueError(f"lora is for stage 3 (the LLM trains there); this is stage {self.stage}")
         if not 0.0 <= self.warmup_ratio < 1.0:

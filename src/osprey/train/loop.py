@@ -78,6 +78,13 @@ def build_model(cfg: TrainConfig) -> tuple[OspreyModel, Any]:
     from osprey.inference.loading import load_model, tokenizer_for
     from osprey.model.osprey import build_model as build_osprey
 
+    if cfg.continue_adapters:
+        from osprey.model.weights import ADAPTER_WEIGHTS, load_ours
+
+        if not (Path(cfg.model) / ADAPTER_WEIGHTS).exists():
+            raise ValueError(f"continue_adapters=true, but {cfg.model} has no {ADAPTER_WEIGHTS} to continue")
+        model = load_ours(cfg.model, merge_adapters=False)
+        return model, tokenizer_for(model.config, folder=cfg.model)
     if not cfg.model_overrides:
         model, tokenizer, _ = load_model(cfg.model, seed=cfg.seed, for_inference=False)
         return model, tokenizer
@@ -116,7 +123,7 @@ def prepare_model(model: OspreyModel, cfg: TrainConfig) -> tuple[str, ...]:
         for name in ("vision_encoder", "projector", "language_model"):
             if name not in trains or (name == "language_model" and lora):
                 getattr(model, name).to(torch.bfloat16)
-    if lora:
+    if lora and not cfg.continue_adapters:
         apply_lora(model, cfg.lora)
     set_trainable(model, trains, lora=lora)
     for p in model.parameters():
@@ -392,8 +399,9 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def plot_metrics(paths: list[Path], out: Path) -> Path:
-    """Loss against step, one curve per metrics file (one per stage), as a PNG."""
+def plot_metrics(paths: list[Path], out: Path, labels: list[str] | None = None) -> Path:
+    """Loss against step, one curve per metrics file (one per stage), as a PNG; ``labels`` name the
+    curves (default "stage N" from the metrics)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -401,12 +409,12 @@ def plot_metrics(paths: list[Path], out: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     offset = 0
-    for path in paths:
+    for k, path in enumerate(paths):
         rows = read_metrics(path)
         if not rows:
             continue
         steps = [offset + r["step"] for r in rows]
-        ax.plot(steps, [r["loss"] for r in rows], label=f"stage {rows[0]['stage']}")
+        ax.plot(steps, [r["loss"] for r in rows], label=labels[k] if labels else f"stage {rows[0]['stage']}")
         offset = steps[-1]
     ax.set_xlabel("optimizer step (stages back to back)")
     ax.set_ylabel("loss (mean CE per supervised token)")
