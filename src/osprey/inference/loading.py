@@ -64,9 +64,19 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     return device
 
 
+def model_folder(spec: str | Path) -> str | Path:
+    """``spec`` with ``"bundled"`` resolved to the installed osprey-small folder (a clear error when
+    it is not installed); anything else unchanged."""
+    if spec == "bundled":
+        if not bundled_available():
+            raise FileNotFoundError(f"the bundled model is not installed at {BUNDLED}; run scripts/train_small.py --bundle")
+        return BUNDLED
+    return spec
+
+
 def load_model(spec: str | Path, *, dtype: torch.dtype | None = None, seed: int = 0,
                for_inference: bool = True, device: str | torch.device | None = "cpu",
-               ) -> tuple[OspreyModel, TextTokenizer, bool]:
+               merge_adapters: bool = True) -> tuple[OspreyModel, TextTokenizer, bool]:
     """(model, tokenizer, is_random_init).
 
     ``spec``: ``"bundled"`` (the trained osprey-small shipped with the package), a preset name
@@ -74,12 +84,10 @@ def load_model(spec: str | Path, *, dtype: torch.dtype | None = None, seed: int 
     ``device``: where the model goes (:func:`resolve_device`; ``"auto"`` picks a GPU when there is one).
     ``for_inference`` (default) re-stores the LLM's weights for fast batched CPU decoding
     (:mod:`osprey.model.cpu_layout`; on the CPU only); pass False for a model that will be trained.
+    ``merge_adapters=False`` keeps a folder's LoRA adapters unmerged (a peft LLM, to train them further).
     """
     device = resolve_device(device)
-    if spec == "bundled":
-        if not bundled_available():
-            raise FileNotFoundError(f"the bundled model is not installed at {BUNDLED}; run scripts/train_small.py --bundle")
-        spec = BUNDLED
+    spec = model_folder(spec)
     if isinstance(spec, str) and spec in PRESETS:
         torch.manual_seed(seed)
         config = get_preset(spec)
@@ -89,7 +97,7 @@ def load_model(spec: str | Path, *, dtype: torch.dtype | None = None, seed: int 
         return _for_inference(model.to(device), for_inference), tokenizer_for(config), True
     from osprey.model.weights import from_pretrained
 
-    model = from_pretrained(spec, dtype=dtype)
+    model = from_pretrained(spec, dtype=dtype, merge_adapters=merge_adapters)
     return _for_inference(model.to(device), for_inference), tokenizer_for(model.config, folder=spec), False
 
 

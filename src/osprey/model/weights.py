@@ -385,14 +385,14 @@ def load_ours(folder: str | Path, *, dtype: torch.dtype | None = None, merge_ada
     if tied and hasattr(model.language_model, "tie_weights"):
         model.language_model.tie_weights()  # one Parameter again, as the LLM was built
     if (folder / ADAPTER_WEIGHTS).exists():
-        _merge_adapter(model, folder, merge=merge_adapters)
+        _apply_adapters(model, folder, merge=merge_adapters)
     if dtype is not None:
         model.to(dtype)
     model.freeze_vision()
     return model
 
 
-def _merge_adapter(model, folder: Path, *, merge: bool = True) -> None:
+def _apply_adapters(model, folder: Path, *, merge: bool = True) -> None:
     """Apply the saved LoRA adapters to the LLM and merge them into its weights (plain inference);
     ``merge=False`` leaves the LLM wrapped as a peft model with the adapters loaded."""
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
@@ -412,11 +412,13 @@ def _merge_adapter(model, folder: Path, *, merge: bool = True) -> None:
     model.language_model_modified = True
 
 
-def from_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, clip_weights: str | Path | None = None):
-    """Load an Osprey model from an official release folder or a folder we wrote."""
+def from_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, clip_weights: str | Path | None = None,
+                    merge_adapters: bool = True):
+    """Load an Osprey model from an official release folder or a folder we wrote (``merge_adapters``:
+    :func:`load_ours`; official folders carry no adapters)."""
     folder = Path(path)
     if not (folder / CONFIG_NAME).exists():
         raise FileNotFoundError(f"{folder} is not a model folder: no {CONFIG_NAME}")
     if is_official_folder(folder):
         return load_official(folder, dtype=dtype, clip_weights=clip_weights)
-    return load_ours(folder, dtype=dtype)
+    return load_ours(folder, dtype=dtype, merge_adapters=merge_adapters)

@@ -75,18 +75,15 @@ def seed_everything(seed: int) -> None:
 def build_model(cfg: TrainConfig) -> tuple[OspreyModel, Any]:
     """A fresh preset (seeded init; pretrained LLM where the preset names one) or a saved model."""
     from osprey.config import PRESETS, OspreyConfig, get_preset
-    from osprey.inference.loading import load_model, tokenizer_for
+    from osprey.inference.loading import load_model, model_folder, tokenizer_for
     from osprey.model.osprey import build_model as build_osprey
+    from osprey.model.weights import ADAPTER_WEIGHTS
 
-    if cfg.continue_adapters:
-        from osprey.model.weights import ADAPTER_WEIGHTS, load_ours
-
-        if not (Path(cfg.model) / ADAPTER_WEIGHTS).exists():
-            raise ValueError(f"continue_adapters=true, but {cfg.model} has no {ADAPTER_WEIGHTS} to continue")
-        model = load_ours(cfg.model, merge_adapters=False)
-        return model, tokenizer_for(model.config, folder=cfg.model)
+    if cfg.continue_adapters and not (Path(model_folder(cfg.model)) / ADAPTER_WEIGHTS).exists():
+        raise ValueError(f"continue_adapters=true, but {cfg.model} has no {ADAPTER_WEIGHTS} to continue")
     if not cfg.model_overrides:
-        model, tokenizer, _ = load_model(cfg.model, seed=cfg.seed, for_inference=False)
+        model, tokenizer, _ = load_model(cfg.model, seed=cfg.seed, for_inference=False,
+                                         merge_adapters=not cfg.continue_adapters)
         return model, tokenizer
     if cfg.model not in PRESETS:
         raise ValueError(f"model_overrides apply to presets ({', '.join(PRESETS)}), not to {cfg.model!r}")
