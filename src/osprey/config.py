@@ -57,6 +57,12 @@ class MaskExtractorConfig:
     features grow much larger than the shallow ones (which carry colour), and the ``<mask>`` token
     became a near-constant vector of norm ~120 (text embeddings: ~3) whose region-specific part was
     a fifth of it; the norm keeps every level on one scale.
+
+    ``token_norm`` rescales every ``<mask>`` and ``<pos>`` token to this L2 norm (None, the
+    official behaviour: no rescaling). The LLM is pre-norm: a token whose embedding is far larger
+    than the text embeddings keeps that raw vector in its residual stream through every layer, so
+    attention never mixes context into it (which ``<region1>`` it belongs to, say). The small preset
+    sets it to the mean norm of SmolLM2's token embeddings.
     """
 
     embed_dim: int = 1024
@@ -64,11 +70,16 @@ class MaskExtractorConfig:
     shape_hidden: int = 1024
     shape_encoding: ShapeEncoding = "official"
     pooled_norm: bool = False
+    token_norm: float | None = None
 
 
 @dataclass(frozen=True)
 class ProjectorConfig:
+    """``token_norm``: rescale every image token to this L2 norm (None: official, no rescaling);
+    see :class:`MaskExtractorConfig`."""
+
     kind: Literal["mlp2x_gelu", "linear"] = "mlp2x_gelu"
+    token_norm: float | None = None
 
 
 @dataclass(frozen=True)

@@ -136,3 +136,31 @@ def test_pooled_norm_makes_tokens_independent_of_feature_scale() -> None:
         tokens, _ = extractor(features, masks)
         scaled, _ = extractor([f * 50 + 3 for f in features], masks)
     torch.testing.assert_close(tokens[[0, 2, 3]], scaled[[0, 2, 3]], atol=1e-4, rtol=1e-4)
+
+
+def test_token_norm_rescales_every_region_token_and_keeps_directions() -> None:
+    plain = MaskExtractor(MaskExtractorConfig(embed_dim=32, shape_size=16, shape_hidden=24,
+                                              shape_encoding="box_fourier"), (8, 12, 16, 20), 40).eval()
+    config = MaskExtractorConfig(embed_dim=32, shape_size=16, shape_hidden=24, shape_encoding="box_fourier",
+                                 token_norm=3.0)
+    scaled = MaskExtractor(config, (8, 12, 16, 20), 40).eval()
+    scaled.load_state_dict(plain.state_dict())  # no parameters of its own: the same checkpoint loads
+    masks, features = [_random_masks(4, 64, 64)], _features(1)
+    with torch.no_grad():
+        mask_tokens, pos_tokens = plain(features, masks)
+        mask_scaled, pos_scaled = scaled(features, masks)
+    for raw, out in ((mask_tokens, mask_scaled), (pos_tokens, pos_scaled)):
+        torch.testing.assert_close(out.norm(dim=-1), torch.full((4,), 3.0))
+        torch.testing.assert_close(out, raw / raw.norm(dim=-1, keepdim=True) * 3.0)
+
+
+def test_scale_to_norm_keeps_zero_rows_zero() -> None:
+    from osprey.model.projector import scale_to_norm
+
+    tokens = torch.zeros(3, 8, dtype=torch.bfloat16)
+    tokens[1] = 2.0
+    out = scale_to_norm(tokens, 4.0)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    assert out[0].abs().sum() == 0 and out[2].abs().sum() == 0
+    assert abs(float(out[1].float().norm()) - 4.0) < 0.05
+    assert scale_to_norm(tokens, None) is tokens

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from osprey.config import MaskExtractorConfig
+from osprey.model.projector import scale_to_norm
 
 LEVEL_NAMES = ("res2", "res3", "res4", "res5")
 
@@ -96,6 +97,8 @@ class MaskExtractor(nn.Module):
         pos_tokens = self.mask_linear(shape_input.to(dtype))
         if boxes is not None:
             pos_tokens = pos_tokens + self.box_linear(box_features(boxes).to(dtype))
+        mask_tokens = scale_to_norm(mask_tokens, self.config.token_norm)
+        pos_tokens = scale_to_norm(pos_tokens, self.config.token_norm)
         if record is not None:
             size = self.config.shape_size
             record["level_sum"] = level_sum

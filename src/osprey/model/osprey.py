@@ -19,7 +19,7 @@ from osprey.config import OspreyConfig
 from osprey.model.cpu_layout import vocab_logits
 from osprey.model.language_model import build_language_model, embedding_rows, hidden_size
 from osprey.model.mask_extractor import MaskExtractor
-from osprey.model.projector import build_projector
+from osprey.model.projector import build_projector, scale_to_norm
 from osprey.model.vision_encoder import VisionEncoder
 from osprey.text.tokenizer import IMAGE_TOKEN_INDEX, SlotIds
 
@@ -68,7 +68,7 @@ class OspreyModel(nn.Module):
         levels = self.vision_encoder(pixel_values)
         tokens = levels[self.config.vision.token_level].flatten(2).transpose(1, 2)  # (B, N, C)
         projector_dtype = self.projector[0].weight.dtype
-        return levels, self.projector(tokens.to(projector_dtype))
+        return levels, scale_to_norm(self.projector(tokens.to(projector_dtype)), self.config.projector.token_norm)
 
     def encode_regions(
         self, levels: list[torch.Tensor], regions: RegionBatch

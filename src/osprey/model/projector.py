@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from osprey.config import ProjectorConfig
@@ -14,3 +15,14 @@ def build_projector(config: ProjectorConfig, in_dim: int, out_dim: int) -> nn.Mo
     if config.kind == "linear":
         return nn.Sequential(nn.Linear(in_dim, out_dim))
     raise ValueError(f"unknown projector kind {config.kind!r}; expected 'mlp2x_gelu' or 'linear'")
+
+
+def scale_to_norm(tokens: torch.Tensor, norm: float | None) -> torch.Tensor:
+    """Each row of ``tokens`` rescaled to L2 norm ``norm`` (computed in float32); None: unchanged.
+
+    An all-zero row (an empty mask's token, the zero-regions ablation) stays zero.
+    """
+    if norm is None:
+        return tokens
+    length = tokens.float().norm(dim=-1, keepdim=True)
+    return (tokens.float() * (norm / length.clamp_min(1e-6))).to(tokens.dtype)
