@@ -63,11 +63,6 @@ class MaskExtractorConfig:
     than the text embeddings keeps that raw vector in its residual stream through every layer, so
     attention never mixes context into it (which ``<region1>`` it belongs to, say). The small preset
     sets it to the mean norm of SmolLM2's token embeddings.
-
-    ``balance_pos`` (with ``token_norm`` and ``box_fourier``): the shape part and the box part of
-    ``<pos>`` are each rescaled to ``token_norm`` before their sum is, so the box keeps half of the
-    token however large the shape MLP's output grows (without it the box part was ~2 % of the
-    token's region-to-region variation in a trained small model).
     """
 
     embed_dim: int = 1024
@@ -76,7 +71,6 @@ class MaskExtractorConfig:
     shape_encoding: ShapeEncoding = "official"
     pooled_norm: bool = False
     token_norm: float | None = None
-    balance_pos: bool = False
 
 
 @dataclass(frozen=True)

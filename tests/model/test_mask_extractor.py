@@ -164,29 +164,3 @@ def test_scale_to_norm_keeps_zero_rows_zero() -> None:
     assert out[0].abs().sum() == 0 and out[2].abs().sum() == 0
     assert abs(float(out[1].float().norm()) - 4.0) < 0.05
     assert scale_to_norm(tokens, None) is tokens
-
-
-def test_balance_pos_keeps_the_box_share_of_pos_whatever_the_shape_scale() -> None:
-    def extractor(balance: bool) -> MaskExtractor:
-        torch.manual_seed(0)
-        config = MaskExtractorConfig(embed_dim=32, shape_size=16, shape_hidden=24, shape_encoding="box_fourier",
-                                     token_norm=3.0, balance_pos=balance)
-        return MaskExtractor(config, (8, 12, 16, 20), 40).eval()
-
-    masks, features = [_random_masks(4, 64, 64)], _features(1)
-    masks[0][0, 10:30, 10:30] = 1
-    for balance, unchanged in ((True, True), (False, False)):
-        model = extractor(balance)
-        with torch.no_grad():
-            _, before = model(features, masks)
-            model.mask_linear.layers[2].weight.mul_(100.0)  # the shape MLP's output grows
-            model.mask_linear.layers[2].bias.mul_(100.0)
-            _, after = model(features, masks)
-        assert torch.allclose(before, after, atol=1e-5) is unchanged
-        torch.testing.assert_close(after.norm(dim=-1), torch.full((4,), 3.0))
-
-
-def test_balance_pos_needs_token_norm_and_box_fourier() -> None:
-    with pytest.raises(ValueError, match="balance_pos needs token_norm"):
-        MaskExtractor(MaskExtractorConfig(embed_dim=32, shape_size=16, shape_hidden=24, balance_pos=True,
-                                          token_norm=3.0), (8, 12, 16, 20), 40)

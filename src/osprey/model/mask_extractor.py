@@ -43,10 +43,6 @@ class ShapeMLP(nn.Module):
 class MaskExtractor(nn.Module):
     def __init__(self, config: MaskExtractorConfig, level_channels: tuple[int, ...], out_dim: int) -> None:
         super().__init__()
-        if config.balance_pos and (config.token_norm is None or config.shape_encoding != "box_fourier"):
-            raise ValueError("balance_pos needs token_norm and shape_encoding='box_fourier' (it balances the "
-                             f"shape and box parts of <pos>); got token_norm={config.token_norm!r}, "
-                             f"shape_encoding={config.shape_encoding!r}")
         self.config = config
         for name, channels in zip(LEVEL_NAMES, level_channels, strict=True):
             self.add_module(name, nn.Linear(channels, config.embed_dim))
@@ -100,11 +96,7 @@ class MaskExtractor(nn.Module):
         shape_input, boxes = self._shape_and_box(masks)
         pos_tokens = self.mask_linear(shape_input.to(dtype))
         if boxes is not None:
-            box_tokens = self.box_linear(box_features(boxes).to(dtype))
-            if self.config.balance_pos:
-                norm = self.config.token_norm
-                pos_tokens, box_tokens = scale_to_norm(pos_tokens, norm), scale_to_norm(box_tokens, norm)
-            pos_tokens = pos_tokens + box_tokens
+            pos_tokens = pos_tokens + self.box_linear(box_features(boxes).to(dtype))
         mask_tokens = scale_to_norm(mask_tokens, self.config.token_norm)
         pos_tokens = scale_to_norm(pos_tokens, self.config.token_norm)
         if record is not None:
