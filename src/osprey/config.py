@@ -61,8 +61,8 @@ class MaskExtractorConfig:
     ``token_norm`` rescales every ``<mask>`` and ``<pos>`` token to this L2 norm (None, the
     official behaviour: no rescaling). The LLM is pre-norm: a token whose embedding is far larger
     than the text embeddings keeps that raw vector in its residual stream through every layer, so
-    attention never mixes context into it (which ``<region1>`` it belongs to, say). The small preset
-    sets it to the mean norm of SmolLM2's token embeddings.
+    attention barely mixes context into it. The small preset sets it to the mean norm of SmolLM2's
+    token embeddings.
     """
 
     embed_dim: int = 1024
@@ -184,7 +184,7 @@ def small() -> OspreyConfig:
     (shared/reference/small-model-feasibility.md); and the pooled features are layer-normalised
     per level (``pooled_norm``), without which the ``<mask>`` token lost its colour; and the image,
     ``<mask>`` and ``<pos>`` tokens are rescaled to the norm of SmolLM2's text embeddings
-    (``token_norm``), which took category to 98.9 % and yes/no to 99.5 % (docs/osprey-small.md).
+    (``token_norm``; docs/osprey-small.md).
     """
     return OspreyConfig(
         name="small",
