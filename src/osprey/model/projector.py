@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from osprey.config import ProjectorConfig
@@ -24,5 +25,4 @@ def scale_to_norm(tokens: torch.Tensor, norm: float | None) -> torch.Tensor:
     """
     if norm is None:
         return tokens
-    length = tokens.float().norm(dim=-1, keepdim=True)
-    return (tokens.float() * (norm / length.clamp_min(1e-6))).to(tokens.dtype)
+    return (F.normalize(tokens.float(), dim=-1, eps=1e-6) * norm).to(tokens.dtype)
