@@ -27,6 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "src" / "osprey" / "assets" / "models" / "osprey-small"
 DOCS = REPO / "docs" / "osprey-small"
 FOCUSED = ("osprey_short_form", "osprey_part_level")  # stage 3 reads their region-focused copies
+# Phases that concentrate on region geometry read these question types of the focused short-form file.
+SELECTED = {
+    "osprey_relations_focused": ("relation_horizontal", "relation_vertical", "relation_size"),
+    "osprey_position_focused": ("position",),
+}
 
 
 class Tee:
@@ -58,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from osprey.data.curate.focus import focus_file
+    from osprey.data.curate.focus import focus_file, select_file
+    from osprey.data.synthetic.templates import SHORT_FORM
     from osprey.data.synthetic.writer import MANIFEST_FILE, train_seeds, write_split
     from osprey.train.config import load_config
     from osprey.train.loop import Trainer, plot_metrics
@@ -84,6 +90,14 @@ def main(argv: list[str] | None = None) -> int:
             count = focus_file(data / "annotations" / f"{name}.json", focused)
             timings["data"] = timings.get("data", 0.0) + time.perf_counter() - t0
             log(f"data: {count} region-focused records in {focused.name}")
+    for name, kinds in SELECTED.items():  # single question types of the focused short-form file
+        selected = data / "annotations" / f"{name}.json"
+        if not selected.exists():
+            t0 = time.perf_counter()
+            templates = [t for kind in kinds for t in SHORT_FORM[kind]]
+            count = select_file(data / "annotations" / "osprey_short_form_focused.json", selected, templates)
+            timings["data"] = timings.get("data", 0.0) + time.perf_counter() - t0
+            log(f"data: {count} records of {', '.join(kinds)} questions in {selected.name}")
 
     steps = recipe_stages(args.configs)
     stages = steps if args.stages is None else [] if args.stages == "none" else args.stages.split(",")

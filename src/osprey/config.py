@@ -107,6 +107,15 @@ class OspreyConfig:
     projector: ProjectorConfig
     language_model: LanguageModelConfig
     template: str = "osprey_v1"
+    # Text written after each region's <mask><pos> slots: "none" (official) or "geometry", the
+    # region's centroid and area as digits (osprey.text.geometry).
+    region_text: str = "none"
+
+    def __post_init__(self) -> None:
+        from osprey.text.geometry import REGION_TEXT_CHOICES
+
+        if self.region_text not in REGION_TEXT_CHOICES:
+            raise ValueError(f"region_text must be one of {REGION_TEXT_CHOICES}, got {self.region_text!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -124,6 +133,7 @@ class OspreyConfig:
             projector=ProjectorConfig(**data["projector"]),
             language_model=LanguageModelConfig(**data["language_model"]),
             template=data.get("template", "osprey_v1"),
+            region_text=data.get("region_text", "none"),
         )
 
     def to_json(self) -> str:

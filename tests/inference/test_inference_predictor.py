@@ -190,3 +190,26 @@ def test_errors_name_the_bad_value(predictor: RegionPredictor, encoded, masks) -
     with pytest.raises(ValueError, match="non-empty"):
         Query("  ", ())
     assert Query("x", [1, 2]).regions == (1, 2)  # lists from JSON become tuples
+
+
+def test_geometry_region_text_in_the_prompt(predictor: RegionPredictor, encoded, masks) -> None:
+    """A model with ``region_text="geometry"`` reads each region's centroid and area after its slots,
+    in the batch and in ``prompt_length`` alike; the official layout has no such text."""
+    from osprey.text.geometry import region_geometry_text
+
+    model = predictor.model
+    query = Query("Is <region1> left of <region2>?", (2, 0))
+    plain = predictor.prepare(encoded, masks, [query])
+    plain_length = predictor.prompt_length(query, masks)
+    original = model.config
+    model.config = original.replace(region_text="geometry")
+    try:
+        batch = predictor.prepare(encoded, masks, [query])
+        length = predictor.prompt_length(query, masks)
+    finally:
+        model.config = original
+    full = batch.prefix_ids.tolist() + batch.ids[0][batch.attention_mask[0] == 1].tolist()
+    assert length == len(full) > plain_length == len(plain.prefix_ids) + int(plain.attention_mask[0].sum())
+    pos_at = [i for i, t in enumerate(full) if t == model.slots.pos]
+    texts = [predictor.tokenizer.decode(full[p + 1 : p + 40]) for p in pos_at]
+    assert texts[0].startswith(region_geometry_text(masks[2])) and texts[1].startswith(region_geometry_text(masks[0]))

@@ -137,3 +137,27 @@ def test_length_grouped_sampler_is_a_seeded_permutation_grouping_lengths():
     plain = LengthGroupedSampler(lengths, batch_size=4, seed=3, grouped=False).order()
     plain_spread = sum(max(b) - min(b) for b in (plain[i : i + 4] for i in range(0, 100, 4))) / 25
     assert spread < plain_spread / 3
+
+
+def test_geometry_region_text_follows_each_region_slot(model, world):
+    """With ``region_text="geometry"`` each region's slots are followed by its mask's centroid and
+    area in digits; the masks, region order and answers are those of the plain layout."""
+    from osprey.text.geometry import region_geometry_text
+
+    plain = _dataset(model, world)[0]
+    geo_model = build_model(tiny().replace(region_text="geometry"))
+    geo = _dataset(geo_model, world)[0]
+    tokenizer = tokenizer_for(model.config)
+    assert torch.equal(geo.masks, plain.masks)
+    assert torch.equal(geo.labels[geo.labels != IGNORE_INDEX], plain.labels[plain.labels != IGNORE_INDEX])
+    ids = geo.input_ids.tolist()
+    pos_at = [i for i, t in enumerate(ids) if t == model.slots.pos]
+    assert len(pos_at) == geo.masks.shape[0]
+    for slot, mask in zip(pos_at, geo.masks, strict=True):
+        assert tokenizer.decode(ids[slot + 1 : slot + 40]).startswith(region_geometry_text(mask))
+    assert len(ids) > len(plain.input_ids)
+
+
+def test_region_text_mode_is_checked():
+    with pytest.raises(ValueError, match="region_text must be one of"):
+        tiny().replace(region_text="box")

@@ -33,6 +33,7 @@ from osprey.data.parsers import Parser, get_parser
 from osprey.data.sample import Sample, region_mentions
 from osprey.image import load_image, preprocess
 from osprey.text.conversation import ConversationTemplate, Turn
+from osprey.text.geometry import REGION_TEXT_CHOICES, region_texts
 from osprey.text.render import IGNORE_INDEX, render_conversation
 from osprey.text.tokenizer import SlotIds, TextTokenizer
 
@@ -107,7 +108,11 @@ class ModelTransform:
         mean: Sequence[float],
         std: Sequence[float],
         max_length: int = 2048,
+        region_text: str = "none",
     ) -> None:
+        if region_text not in REGION_TEXT_CHOICES:
+            raise ValueError(f"region_text must be one of {REGION_TEXT_CHOICES}, got {region_text!r}")
+        self.region_text = region_text
         self.tokenizer = tokenizer
         self.template = template
         self.slots = slots
@@ -131,9 +136,12 @@ class ModelTransform:
             mean=vision.mean,
             std=vision.std,
             max_length=max_length,
+            region_text=getattr(model.config, "region_text", "none"),
         )
 
-    def render(self, turns: Sequence[Turn], num_regions: int) -> tuple[list[int], list[int], list[int], int]:
+    def render(
+        self, turns: Sequence[Turn], num_regions: int, region_texts: Sequence[str] | None = None
+    ) -> tuple[list[int], list[int], list[int], int]:
         """(ids, labels, region_order, dropped_pairs) of the longest turn prefix within max_length.
 
         Raises ``ValueError`` when even the first exchange does not fit.
@@ -149,6 +157,7 @@ class ModelTransform:
                 num_image_tokens=self.num_image_tokens,
                 num_regions=num_regions,
                 add_generation_prompt=False,
+                region_texts=region_texts,
             )
             if len(rendered.input_ids) <= self.max_length:
                 return rendered.input_ids, rendered.labels, rendered.region_order, dropped
@@ -160,11 +169,20 @@ class ModelTransform:
             dropped += 1
 
     def __call__(self, sample: Sample, image_root: str | Path | None) -> Example:
-        ids, labels, order, dropped = self.render(sample.turns, len(sample.regions))
+        decoded_all = None
+        texts = None
+        if self.region_text != "none" and sample.regions:
+            # The text after each region's slots comes from its mask, so every mask is decoded first.
+            decoded_all = [region.decode(image_root) for region in sample.regions]
+            texts = region_texts(decoded_all, self.region_text)
+        ids, labels, order, dropped = self.render(sample.turns, len(sample.regions), texts)
         image = load_image(Path(image_root or ".") / sample.image.path)
         pixels = preprocess(image, self.image_size, self.mean, self.std)
         if order:
-            decoded = [sample.regions[k].decode(image_root) for k in order]
+            if decoded_all is not None:
+                decoded = [decoded_all[k] for k in order]
+            else:
+                decoded = [sample.regions[k].decode(image_root) for k in order]
             masks = torch.from_numpy(np.stack(decoded)).float()
             if tuple(masks.shape[-2:]) != (image.height, image.width):
                 raise ValueError(

@@ -17,6 +17,7 @@ import torch
 
 from osprey.model.osprey import OspreyModel, RegionBatch
 from osprey.text.conversation import ConversationTemplate, Turn
+from osprey.text.geometry import region_texts
 from osprey.text.render import render_conversation
 from osprey.text.tokenizer import TextTokenizer
 
@@ -90,8 +91,11 @@ class PreparedBatch:
 
 
 def render_query(query: Query, *, model: OspreyModel, tokenizer: TextTokenizer, template: ConversationTemplate,
-                 num_masks: int) -> tuple[list[int], list[int]]:
-    """(ids, mask index filling each region slot in slot order) of one query."""
+                 num_masks: int, mask_texts: Sequence[str] | None = None) -> tuple[list[int], list[int]]:
+    """(ids, mask index filling each region slot in slot order) of one query.
+
+    ``mask_texts[m]``: the text written after mask m's slots (the model's ``region_text``; None: none).
+    """
     for value in query.regions:
         if value >= num_masks:
             raise ValueError(f"query regions {query.regions} name mask {value}, but only {num_masks} mask(s) "
@@ -99,6 +103,7 @@ def render_query(query: Query, *, model: OspreyModel, tokenizer: TextTokenizer, 
     rendered = render_conversation(
         query.turns(), template=template, tokenizer=tokenizer, slots=model.slots,
         num_image_tokens=model.num_image_tokens, num_regions=len(query.regions), add_generation_prompt=True,
+        region_texts=None if mask_texts is None else [mask_texts[m] for m in query.regions],
     )
     return rendered.input_ids, [query.regions[k] for k in rendered.region_order]
 
@@ -131,7 +136,9 @@ def prepare_batch(
     share_prefix: bool = True,
 ) -> PreparedBatch:
     """Render, splice and pad ``queries`` about ``encoded`` with ``masks`` (R, H, W) float32."""
-    rendered = [render_query(q, model=model, tokenizer=tokenizer, template=template, num_masks=int(masks.shape[0]))
+    texts = region_texts(masks, model.config.region_text)
+    rendered = [render_query(q, model=model, tokenizer=tokenizer, template=template, num_masks=int(masks.shape[0]),
+                             mask_texts=texts)
                 for q in queries]
     rows = [ids for ids, _ in rendered]
     slot_masks = [m for _, order in rendered for m in order]  # mask index of every slot, row-major

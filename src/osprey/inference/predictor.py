@@ -30,6 +30,7 @@ from osprey.inference.streaming import TextStream
 from osprey.model.generation import DecodingOptions, decode_steps, generate
 from osprey.model.osprey import OspreyModel
 from osprey.text.conversation import Turn, get_template
+from osprey.text.geometry import region_texts
 from osprey.text.tokenizer import TextTokenizer
 
 __all__ = ["BEGIN", "QUESTIONS", "ChatSession", "DecodingOptions", "EncodedImage", "Query", "RegionPredictor"]
@@ -82,10 +83,11 @@ class RegionPredictor:
         return prepare_batch(self.model, self.tokenizer, self.template, encoded, checked, queries,
                              zero_regions=zero_regions)
 
-    def prompt_length(self, query: Query, num_masks: int) -> int:
-        """Tokens the model reads for ``query``: its rendered prompt, image and region slots included."""
+    def prompt_length(self, query: Query, masks: MasksInput) -> int:
+        """Tokens the model reads for ``query`` about ``masks``: its rendered prompt, image and region
+        slots (and the model's region text) included."""
         ids, _ = render_query(query, model=self.model, tokenizer=self.tokenizer, template=self.template,
-                              num_masks=num_masks)
+                              num_masks=len(masks), mask_texts=region_texts(masks, self.model.config.region_text))
         return len(ids)
 
     @torch.no_grad()

@@ -419,11 +419,11 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
         if not body.get("stream"):
             def job(token):
                 masks = masks_of()
-                return service.answer(parsed.image, masks, parsed.history, parsed.question, options, token.check)
+                answer = service.answer(parsed.image, masks, parsed.history, parsed.question, options, token.check)
+                return answer, service.prompt_tokens(parsed.history, parsed.question, masks)
 
-            answer = await run(job)
+            answer, prompt_tokens = await run(job)
             completion_tokens = len(service.predictor.tokenizer.encode(answer)) if answer else 0
-            prompt_tokens = service.prompt_tokens(parsed.history, parsed.question, count)
             return {"id": ident, "object": "chat.completion", "created": created, "model": model_name,
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
                                  "finish_reason": "length" if completion_tokens >= options.max_new_tokens else "stop"}],

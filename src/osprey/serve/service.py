@@ -75,9 +75,9 @@ class RegionService:
         query = self._chat_query(history, question, len(masks))
         return self.predictor.ask(self.encode(image), masks, [query], options, on_token=cancel)[0]
 
-    def prompt_tokens(self, history: Sequence[Turn], question: str, regions: int) -> int:
+    def prompt_tokens(self, history: Sequence[Turn], question: str, masks: np.ndarray) -> int:
         """The length of the prompt :meth:`answer` renders (OpenAI ``usage.prompt_tokens``)."""
-        return self.predictor.prompt_length(self._chat_query(history, question, regions), regions)
+        return self.predictor.prompt_length(self._chat_query(history, question, len(masks)), masks)
 
     def stream(self, image: Image.Image, masks: np.ndarray, history: Sequence[Turn], question: str,
                options: DecodingOptions) -> Iterator[str]:

@@ -242,6 +242,7 @@ def render_conversation(
     num_regions: int,
     add_generation_prompt: bool,
     official_placeholders: bool = False,
+    region_texts: Sequence[str] | None = None,
 ) -> RenderedConversation:
     """Ids, labels and region order of ``turns`` in the official layout.
 
@@ -249,7 +250,11 @@ def render_conversation(
     it is text) and at most once. Assistant text is always plain text. With
     ``official_placeholders`` user text uses ``<mask><pos>`` instead of ``<regionK>`` and must
     name exactly ``num_regions`` regions, as the official splice asserted.
+    ``region_texts[k]``, when given, is written as text right after region k's two slots, every
+    time region k appears (:mod:`osprey.text.geometry`; None is the official layout).
     """
+    if region_texts is not None and len(region_texts) != num_regions:
+        raise ValueError(f"region_texts has {len(region_texts)} entries for {num_regions} region(s)")
     if num_image_tokens < 1 or num_regions < 0:
         raise ValueError(
             f"need num_image_tokens >= 1 and num_regions >= 0, got {num_image_tokens}, {num_regions}"
@@ -264,7 +269,7 @@ def render_conversation(
         elif part.kind == "user":
             first_turn = user_turns == 0
             segments = _parse_user(part.text, official_placeholders, regions_used, first_turn, num_regions)
-            _add_user_segments(builder, segments, slots, num_image_tokens)
+            _add_user_segments(builder, segments, slots, num_image_tokens, region_texts)
             regions_used += sum(isinstance(s, RegionSlot) for s in segments)
             user_turns += 1
         elif part.kind == "answer":
@@ -293,7 +298,11 @@ def _parse_user(
 
 
 def _add_user_segments(
-    builder: _SequenceBuilder, segments: list[Segment], slots: SlotIds, num_image_tokens: int
+    builder: _SequenceBuilder,
+    segments: list[Segment],
+    slots: SlotIds,
+    num_image_tokens: int,
+    region_texts: Sequence[str] | None = None,
 ) -> None:
     """Append one user message: text joins the current run, slots end it."""
     images = 0
@@ -312,6 +321,8 @@ def _add_user_segments(
         else:
             builder.add([slots.mask, slots.pos], supervised=False)
             builder.region_order.append(segment.index)
+            if region_texts is not None:
+                builder.add_text(region_texts[segment.index])
 
 
 def render_prompt_text(

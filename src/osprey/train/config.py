@@ -19,6 +19,10 @@ class TrainConfig:
     data: Any  # a mixture: built-in name, a file, or an inline list of entries
     output_dir: str
     model_overrides: dict[str, Any] = field(default_factory=dict)  # preset only: {"mask_extractor.shape_encoding": "official"}
+    # Switch a loaded model's region text ("none" / "geometry", osprey.text.geometry) from this stage
+    # on; None keeps the model's own. It changes only the prompt, never a weight, so it applies to
+    # checkpoints as well as presets, and the saved model carries the new value.
+    region_text: str | None = None
     data_root: str = "."  # relative mixture paths resolve against this
     seed: int = 0
     max_steps: int | None = None  # optimizer steps; default: epochs x batches per epoch
@@ -74,6 +78,8 @@ class TrainConfig:
             raise ValueError("continue_adapters=true trains the model's saved LoRA adapters; set lora too")
         if self.lora is not None and self.stage != 3:
             raise ValueError(f"lora is for stage 3 (the LLM trains there); this is stage {self.stage}")
+        if self.region_text is not None and self.region_text not in ("none", "geometry"):
+            raise ValueError(f"region_text={self.region_text!r}; expected 'none', 'geometry' or null")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio={self.warmup_ratio!r}; expected a value in [0, 1)")
 

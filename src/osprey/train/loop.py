@@ -73,7 +73,15 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(cfg: TrainConfig) -> tuple[OspreyModel, Any]:
-    """A fresh preset (seeded init; pretrained LLM where the preset names one) or a saved model."""
+    """A fresh preset (seeded init; pretrained LLM where the preset names one) or a saved model,
+    with ``cfg.region_text`` (when set) replacing the model's region text."""
+    model, tokenizer = _build_model(cfg)
+    if cfg.region_text is not None:
+        model.config = model.config.replace(region_text=cfg.region_text)
+    return model, tokenizer
+
+
+def _build_model(cfg: TrainConfig) -> tuple[OspreyModel, Any]:
     from osprey.config import PRESETS, OspreyConfig, get_preset
     from osprey.inference.loading import load_model, model_folder, tokenizer_for
     from osprey.model.osprey import build_model as build_osprey

@@ -77,3 +77,27 @@ def test_focus_refuses_a_question_about_a_missing_region():
         {"from": "human", "value": "What is <region2>?"}, {"from": "gpt", "value": "car"}]}
     with pytest.raises(ValueError, match=r"record 0: .*region\(s\) \[2\]; the record has 1 region"):
         focus_records([record])
+
+
+def test_select_questions_keeps_only_the_named_question_types(written_split, tmp_path):
+    from osprey.data.curate.focus import select_file, select_questions
+    from osprey.data.synthetic.templates import SHORT_FORM
+
+    manifest, _ = written_split
+    focused = focus_records(json.loads((Path(manifest.out_dir) / manifest.files["short_form"]).read_text()))
+    relations = [t for kind in ("relation_horizontal", "relation_vertical", "relation_size") for t in SHORT_FORM[kind]]
+    count = select_file(Path(manifest.out_dir) / manifest.files["short_form"], tmp_path / "rel.json", relations)
+    selected = select_questions(focused, relations)
+    assert 0 < len(selected) < len(focused) and count > 0
+    answers = {a["value"] for r in selected for a in r["conversations"][1::2]}
+    assert answers <= {"left", "right", "above", "below", "larger", "smaller"}
+    for record in selected:
+        assert len(record["annotation"]) == 2  # relations name two regions; focus kept only those
+        assert all(re.search(r"(left|right|above|below|larger|smaller|bigger)", q["value"])
+                   for q in record["conversations"][::2])
+    # Every relation question of the focused file is kept, with its own answer.
+    all_pairs = [(q["value"], a["value"]) for r in focused for q, a in zip(r["conversations"][::2], r["conversations"][1::2])]
+    kept_pairs = [(q["value"], a["value"]) for r in selected for q, a in zip(r["conversations"][::2], r["conversations"][1::2])]
+    assert kept_pairs == [p for p in all_pairs if p[1] in answers and " or " in p[0]]
+    with pytest.raises(ValueError, match="at least one"):
+        select_questions(focused, [])

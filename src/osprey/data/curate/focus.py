@@ -13,6 +13,9 @@ asks its questions in exactly this focused form (one question's regions only), s
 moves training towards it without changing the file format or any answer.
 
     records = focus_records(json.load(open("osprey_short_form.json")))
+
+:func:`select_questions` keeps, from such records, only the turns asking questions of given
+templates (e.g. the synthetic world's relation questions), for a training phase that concentrates on them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["focus_file", "focus_records"]
+__all__ = ["focus_file", "focus_records", "select_file", "select_questions"]
 
 _REGION = re.compile(r"<region(\d+)>")
 
@@ -69,3 +72,38 @@ def focus_file(source: str | Path, target: str | Path) -> int:
     focused = focus_records(records)
     Path(target).write_text(json.dumps(focused, separators=(",", ":")), encoding="utf-8")
     return len(focused)
+
+
+def _template_pattern(template: str) -> str:
+    """A template's regex: ``{0}``, ``{1}``, ... match any ``<regionK>``; the rest literally."""
+    pieces = re.split(r"\{\d+\}", template)
+    return r"<region\d+>".join(re.escape(piece) for piece in pieces)
+
+
+def select_questions(records: Iterable[Mapping[str, Any]], templates: Iterable[str]) -> list[dict[str, Any]]:
+    """Records with only the question/answer pairs whose question is one of ``templates`` (region
+    slots written ``{0}``, ``{1}``, as in :mod:`osprey.data.synthetic.templates`); a record left with
+    no pair is dropped. Regions, their order and the answers are unchanged."""
+    patterns = [_template_pattern(t) for t in templates]
+    if not patterns:
+        raise ValueError("select_questions needs at least one question template")
+    question = re.compile("(?:" + "|".join(patterns) + ")")
+    out = []
+    for index, record in enumerate(records):
+        turns = record.get("conversations")
+        if not isinstance(turns, list) or len(turns) % 2:
+            raise ValueError(f"record {index}: expected 'conversations' as question/answer pairs")
+        kept = [turn for q, a in zip(turns[::2], turns[1::2]) if question.fullmatch(q["value"].strip()) for turn in (q, a)]
+        if kept:
+            out.append({**record, "conversations": [dict(t) for t in kept]})
+    return out
+
+
+def select_file(source: str | Path, target: str | Path, templates: Iterable[str]) -> int:
+    """Write :func:`select_questions` of an official JSON file to ``target``; returns the record count."""
+    records = json.loads(Path(source).read_text(encoding="utf-8"))
+    if not isinstance(records, list):
+        raise ValueError(f"{source}: expected a JSON list of Osprey-724K records, got {type(records).__name__}")
+    selected = select_questions(records, list(templates))
+    Path(target).write_text(json.dumps(selected, separators=(",", ":")), encoding="utf-8")
+    return len(selected)
