@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from osprey.cli import main
@@ -27,3 +28,40 @@ def test_default_describe_answers_every_region_of_the_example(tmp_path: Path, ca
     assert all(a.strip() for a in answers), answers
     assert (tmp_path / "overlay.png").stat().st_size > 1000
     assert "RANDOM" not in capsys.readouterr().err
+
+
+def test_bundled_model_compares_regions_of_the_example() -> None:
+    """The bundled model reads region geometry (``region_text="geometry"``): on the example scene it
+    answers left/right, above/below and larger/smaller for every pair of objects whose centroids
+    (areas) differ clearly, with the gold answers computed here from the masks."""
+    import itertools
+
+    from osprey.inference.loading import load_model
+    from osprey.inference.predictor import Query, RegionPredictor
+    from osprey.inference.regions import to_masks
+
+    examples = Path(__file__).resolve().parents[1] / "src" / "osprey" / "assets" / "examples"
+    record = json.loads((examples / "scene.json").read_text())
+    masks = to_masks([r["segmentation"] for r in record["regions"]], record["height"], record["width"])
+    model, tokenizer, _ = load_model("bundled")
+    assert model.config.region_text == "geometry"
+    predictor = RegionPredictor(model, tokenizer)
+    listing = "Ther are 2 part regions in the picture: region1<region1>,region2<region2>. "
+    suffix = " Answer the question using a single word or phrase."
+    queries, gold = [], []
+    for a, b in itertools.permutations(range(len(masks)), 2):
+        (ya, xa), (yb, xb) = (np.argwhere(masks[k]).mean(0) for k in (a, b))
+        area_a, area_b = int(masks[a].sum()), int(masks[b].sum())
+        if abs(xa - xb) > 0.08 * record["width"]:
+            queries.append(Query(listing + "Is region1 to the left or to the right of region2?" + suffix, (a, b)))
+            gold.append("left" if xa < xb else "right")
+        if abs(ya - yb) > 0.08 * record["height"]:
+            queries.append(Query(listing + "Is region1 above or below region2?" + suffix, (a, b)))
+            gold.append("above" if ya < yb else "below")
+        if max(area_a, area_b) >= 1.5 * min(area_a, area_b):
+            queries.append(Query(listing + "Is region1 larger or smaller than region2?" + suffix, (a, b)))
+            gold.append("larger" if area_a > area_b else "smaller")
+    answers = [a.strip().lower().rstrip(".") for a in predictor.ask(examples / "scene.png", masks, queries)]
+    right = sum(a == g for a, g in zip(answers, gold, strict=True))
+    assert len(gold) >= 20 and set(gold) == {"left", "right", "above", "below", "larger", "smaller"}
+    assert right >= 0.85 * len(gold), list(zip(answers, gold, strict=True))

@@ -194,7 +194,9 @@ def small() -> OspreyConfig:
     (shared/reference/small-model-feasibility.md); and the pooled features are layer-normalised
     per level (``pooled_norm``), without which the ``<mask>`` token lost its colour; and the image,
     ``<mask>`` and ``<pos>`` tokens are rescaled to the norm of SmolLM2's text embeddings
-    (``token_norm``; docs/osprey-small.md).
+    (``token_norm``; docs/osprey-small.md). The preset keeps the official region layout
+    (``region_text="none"``); the osprey-small recipe switches on the region geometry text at its
+    stage 3c (``TrainConfig.region_text``), so the bundled model's own config says ``"geometry"``.
     """
     return OspreyConfig(
         name="small",
