@@ -39,6 +39,7 @@ from osprey.inference.regions import to_masks
 from osprey.model.generation import DecodingOptions
 from osprey.model.osprey import OspreyModel, RegionBatch
 from osprey.text.conversation import Turn
+from osprey.text.geometry import region_texts
 from osprey.text.render import render_conversation
 from osprey.text.tokenizer import TextTokenizer
 
@@ -73,6 +74,7 @@ def official_describe(model: OspreyModel, tokenizer: TextTokenizer, predictor: R
         rendered = render_conversation(
             [Turn("user", BEGIN + question)], template=predictor.template, tokenizer=tokenizer,
             slots=model.slots, num_image_tokens=model.num_image_tokens, num_regions=1, add_generation_prompt=True,
+            region_texts=region_texts([mask], model.config.region_text),  # None for the official layout
         )
         ids = torch.tensor([rendered.input_ids], device=device)  # (1, L)
         region = RegionBatch([torch.from_numpy(mask).float()[None].to(device)])
