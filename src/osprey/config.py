@@ -112,10 +112,9 @@ class OspreyConfig:
     region_text: str = "none"
 
     def __post_init__(self) -> None:
-        from osprey.text.geometry import REGION_TEXT_CHOICES
+        from osprey.text.geometry import check_region_text
 
-        if self.region_text not in REGION_TEXT_CHOICES:
-            raise ValueError(f"region_text must be one of {REGION_TEXT_CHOICES}, got {self.region_text!r}")
+        check_region_text(self.region_text)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

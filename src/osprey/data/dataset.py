@@ -33,7 +33,7 @@ from osprey.data.parsers import Parser, get_parser
 from osprey.data.sample import Sample, region_mentions
 from osprey.image import load_image, preprocess
 from osprey.text.conversation import ConversationTemplate, Turn
-from osprey.text.geometry import REGION_TEXT_CHOICES, region_texts
+from osprey.text.geometry import check_region_text, region_texts
 from osprey.text.render import IGNORE_INDEX, render_conversation
 from osprey.text.tokenizer import SlotIds, TextTokenizer
 
@@ -110,9 +110,7 @@ class ModelTransform:
         max_length: int = 2048,
         region_text: str = "none",
     ) -> None:
-        if region_text not in REGION_TEXT_CHOICES:
-            raise ValueError(f"region_text must be one of {REGION_TEXT_CHOICES}, got {region_text!r}")
-        self.region_text = region_text
+        self.region_text = check_region_text(region_text)
         self.tokenizer = tokenizer
         self.template = template
         self.slots = slots

@@ -18,13 +18,17 @@ Off by default (the official layout has no such text and the released checkpoint
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
 
-RegionText = Literal["none", "geometry"]
 REGION_TEXT_CHOICES: tuple[str, ...] = ("none", "geometry")
+
+
+def check_region_text(mode: str) -> str:
+    """``mode`` if it is a region-text mode, else a ValueError naming the choices."""
+    if mode not in REGION_TEXT_CHOICES:
+        raise ValueError(f"region_text must be one of {REGION_TEXT_CHOICES}, got {mode!r}")
+    return mode
 
 
 def region_geometry_text(mask: np.ndarray | torch.Tensor) -> str:
@@ -46,8 +50,6 @@ def region_geometry_text(mask: np.ndarray | torch.Tensor) -> str:
 
 def region_texts(masks: np.ndarray | torch.Tensor | list, mode: str) -> list[str] | None:
     """The text written after each region's slots, one per mask, or None for ``mode="none"``."""
-    if mode == "none":
+    if check_region_text(mode) == "none":
         return None
-    if mode != "geometry":
-        raise ValueError(f"region_text must be one of {REGION_TEXT_CHOICES}, got {mode!r}")
     return [region_geometry_text(m) for m in masks]
