@@ -15,6 +15,10 @@ noise, timings are real. Prints a Markdown table and ends with
 ``RESULT speedup_n8=<official/ours at N=8> n8_over_n1=<ours N=8 / ours N=1>`` (wall clock, min of
 ``--repeats`` interleaved runs), followed by the same two ratios in process CPU time.
 
+``--phases`` adds a second table: where ours spends its time at each N (the one prefill of the
+packed prompt, then the decoding steps), and what ``ours N / N=1`` would be if decoding N rows per
+step cost exactly what one row costs, the bound that batching the decode cannot beat.
+
     .venv/bin/python bench/describe_all.py --preset small [--regions 1,2,4,8,16] [--max-new-tokens 8]
 """
 
@@ -105,6 +109,51 @@ def timed(fn) -> tuple[float, float, object]:
     return time.perf_counter() - wall, time.process_time() - cpu, value
 
 
+class PhaseClock:
+    """Times every ``model.forward_embeds`` call of one ``describe``: the first is the prefill."""
+
+    def __init__(self, model: OspreyModel) -> None:
+        self.model, self.forward = model, model.forward_embeds
+        self.calls: list[tuple[int, float]] = []  # (sequence length, seconds)
+
+    def __enter__(self) -> PhaseClock:
+        def clocked(embeds, **kwargs):
+            wall, _cpu, out = timed(lambda: self.forward(embeds, **kwargs))
+            self.calls.append((embeds.shape[1], wall))
+            return out
+
+        self.model.forward_embeds = clocked
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.model.forward_embeds  # back to the class's method
+
+
+def phase_table(predictor: RegionPredictor, image: Path, masks: np.ndarray, counts: list[int], question: str,
+                options: DecodingOptions, repeats: int) -> None:
+    """Ours at each N split into prefill and decoding (min of ``repeats``), and the N/N=1 bound."""
+    rows = {}
+    for _ in range(repeats):
+        for n in counts:
+            with PhaseClock(predictor.model) as clock:
+                total, _cpu, _ = timed(lambda n=n: predictor.describe(image, masks[:n], question, options))
+            (tokens, prefill), steps = clock.calls[0], [seconds for _, seconds in clock.calls[1:]]
+            decode = sum(steps)
+            old = rows.get(n)
+            if old is None or total < old[0]:
+                rows[n] = (total, tokens, prefill, len(steps), decode)
+    print("\n| regions N | ours total (s) | prefill tokens | prefill (s) | decode steps | decode per step (ms) "
+          "| rest (s) | ours N / N=1 | ... if N rows decoded at one row's cost |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    base = rows.get(min(counts))
+    for n in counts:
+        total, tokens, prefill, steps, decode = rows[n]
+        bound = total - decode + (base[4] if base else decode)
+        per_step = f"{1000 * decode / steps:.1f}" if steps else "-"
+        print(f"| {n} | {total:.3f} | {tokens} | {prefill:.3f} | {steps} | {per_step} | {total - prefill - decode:.3f} "
+              f"| {total / base[0]:.2f} | {bound / base[0]:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small", help="small | osprey_7b_1layer | tiny")
@@ -119,6 +168,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu",
                         help="cpu, or cuda[:K]: the model is built directly on that device (no CPU copy first)")
     parser.add_argument("--question", default="short", help=f"one of {sorted(QUESTIONS)} or text with <region1>")
+    parser.add_argument("--phases", action="store_true",
+                        help="also print ours split into prefill and decoding at each N, and the N / N=1 bound "
+                             "if N rows decoded at one row's cost (extra runs; printed before the RESULT line)")
     args = parser.parse_args()
     counts = [int(n) for n in args.regions.split(",")]
     torch.set_num_threads(args.threads)
@@ -176,6 +228,9 @@ def main() -> None:
         (o_wall, o_cpu), (s_wall, s_cpu) = best[("official", 8)], best[("ours", 8)]
         result = (f"RESULT speedup_n8={o_wall / s_wall:.2f} n8_over_n1={s_wall / base[0]:.2f} "
                   f"cpu_speedup_n8={o_cpu / s_cpu:.2f} cpu_n8_over_n1={s_cpu / base[1]:.2f}")
+    if args.phases:
+        print(f"\nOurs by phase (min of {args.repeats} further runs per N):")
+        phase_table(predictor, image, masks, counts, args.question, options, args.repeats)
     print(f"\n{result}")
 
 
