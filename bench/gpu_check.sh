@@ -24,6 +24,8 @@ print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'trans
 boxes = torch.tensor([[0., 0, 10, 10], [1, 1, 11, 11]], device='cuda')
 print('torchvision nms on cuda:', torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8], device='cuda'), 0.5).tolist())
 "
+step mask_extractor python3 bench/mask_extractor.py --device cuda --repeats 20
+step mask_extractor_16x50 python3 bench/mask_extractor.py --device cuda --repeats 20 --images 16 --regions 50
 step describe_7b_1layer python3 bench/describe_all.py --preset osprey_7b_1layer --device cuda --dtype bfloat16 \
     --regions 1,2,4,8,16 --repeats 3
 # the full 32-layer architecture in float32: with random weights, bf16 rounding differences between

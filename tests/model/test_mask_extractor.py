@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from osprey.config import MaskExtractorConfig
-from osprey.model.mask_extractor import MaskExtractor, box_normalised_shape
+from osprey.model.mask_extractor import (
+    MaskExtractor,
+    box_normalised_shape,
+    region_slots,
+    resize_masks,
+    stack_for_device,
+    stack_masks,
+)
 from osprey.model.reference import official_per_image
 
 
@@ -35,6 +42,20 @@ def test_vectorised_equals_official_per_image_path_with_mixed_sizes() -> None:
         ref_mask, ref_pos = official_per_image(extractor, features, masks)
     torch.testing.assert_close(mask_tokens, torch.cat(ref_mask), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(pos_tokens, torch.cat(ref_pos), atol=1e-5, rtol=1e-5)
+
+
+def test_stacked_masks_resize_exactly_as_per_image_and_slots_follow_counts() -> None:
+    """The GPU path resizes one stack of every image's masks: the same numbers, bit for bit."""
+    masks = [_random_masks(5, 60, 90), torch.zeros(0, 60, 90), (_random_masks(4, 60, 90) > 0)]
+    stacked = stack_masks(masks)
+    assert len(stacked) == 1 and stacked[0].shape == (9, 60, 90) and stacked[0].dtype == torch.float32
+    for size in ((32, 32), (7, 5), (112, 112), (60, 90)):
+        assert torch.equal(resize_masks(stacked, size), resize_masks(masks, size))
+    assert stack_for_device(masks) is masks  # on the CPU the list is kept (no 1-copy-of-everything)
+    mixed = [_random_masks(2, 60, 90), _random_masks(2, 33, 47)]
+    assert stack_masks(mixed) is mixed  # different sizes: per image
+    image, slot = region_slots([5, 0, 4], "cpu")
+    assert image.tolist() == [0] * 5 + [2] * 4 and slot.tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 3]
 
 
 def test_empty_mask_gives_bias_only_and_no_nan() -> None:

@@ -79,10 +79,12 @@ class MaskExtractor(nn.Module):
             raise ValueError(f"got masks for {len(masks)} images but features for {features[0].shape[0]}")
         dtype = self.feat_linear.weight.dtype
         counts = [int(m.shape[0]) for m in masks]
+        slots = region_slots(counts, features[0].device)  # built once, before any level's work is queued
+        masks = stack_for_device(masks)
         level_sum = None
         for index, (name, feat, linear) in enumerate(zip(LEVEL_NAMES, features, self.level_linears(), strict=True)):
             small = resize_masks(masks, feat.shape[-2:])  # (N, h, w) float32
-            pooled = pool_regions(feat.float(), small > 0, counts)  # (N, C_l) float32
+            pooled = pool_regions(feat.float(), small > 0, counts, slots)  # (N, C_l) float32
             if self.pooled_norms is not None:
                 norm = self.pooled_norms[index]
                 pooled = F.layer_norm(pooled, norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps)
@@ -93,7 +95,7 @@ class MaskExtractor(nn.Module):
                 record[f"pooled_{name}"], record[f"level_linear_{name}"] = pooled, out
             level_sum = out if level_sum is None else level_sum + out
         mask_tokens = self.feat_linear(level_sum)
-        shape_input, boxes = self._shape_and_box(masks)
+        shape_input, boxes = self._shape_and_box(masks)  # the stacked masks, on a GPU
         pos_tokens = self.mask_linear(shape_input.to(dtype))
         if boxes is not None:
             pos_tokens = pos_tokens + self.box_linear(box_features(boxes).to(dtype))
@@ -118,6 +120,27 @@ class MaskExtractor(nn.Module):
         if self.config.shape_encoding == "box_fourier":
             return crops_and_boxes(masks, size)
         return box_normalised_shape(masks, size), None
+
+
+def stack_for_device(masks: list[torch.Tensor]) -> list[torch.Tensor]:
+    """On a GPU, :func:`stack_masks`; on the CPU the list as is (there the copy into one tensor
+    costs more than the per-image calls it saves)."""
+    if not masks or masks[0].device.type == "cpu":
+        return masks
+    return stack_masks(masks)
+
+
+def stack_masks(masks: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The masks of all images as one (sum R_b, H, W) float32 stack when they share a size and a
+    device (else the list unchanged), so each resize is one call for the whole batch instead of one
+    per image: on a GPU the per-image launches, not the arithmetic, were the cost. Resizing the
+    stack gives exactly the numbers of resizing each image's masks (the resize is per mask).
+    """
+    if len(masks) < 2 or any(m.dim() != 3 for m in masks):
+        return masks
+    if len({tuple(m.shape[1:]) for m in masks}) != 1 or len({m.device for m in masks}) != 1:
+        return masks
+    return [torch.cat([m.float() for m in masks])]
 
 
 def resize_masks(masks: list[torch.Tensor], size: tuple[int, int] | torch.Size) -> torch.Tensor:
@@ -151,10 +174,25 @@ def _resize_stack(stacked: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(stacked[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
-def pool_regions(feat: torch.Tensor, masks: torch.Tensor, counts: list[int]) -> torch.Tensor:
+def region_slots(counts: list[int], device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image index, slot within its image) of every region, each (N,): built on the host from
+    ``counts`` and moved in one copy each (computed on a GPU, ``repeat_interleave`` would wait for
+    the GPU to learn its output size)."""
+    image_index = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts, dtype=torch.long))
+    starts = torch.tensor([0, *counts[:-1]], dtype=torch.long).cumsum(0)
+    slot_index = torch.arange(image_index.numel()) - starts[image_index]
+    if torch.device(device).type == "cuda":  # pinned: the copies do not wait for queued GPU work
+        return (image_index.pin_memory().to(device, non_blocking=True),
+                slot_index.pin_memory().to(device, non_blocking=True))
+    return image_index.to(device), slot_index.to(device)
+
+
+def pool_regions(feat: torch.Tensor, masks: torch.Tensor, counts: list[int],
+                 slots: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Masked average pooling of every region over its own image's features.
 
-    feat (B, C, h, w); masks (N, h, w) bool, grouped by image with ``counts[b]`` regions each.
+    feat (B, C, h, w); masks (N, h, w) bool, grouped by image with ``counts[b]`` regions each;
+    ``slots``: :func:`region_slots` of ``counts`` (computed here when not given).
     Regions are scattered into a zero-padded (B, R_max, h*w) tensor so one ``bmm`` pools them all.
     """
     batch, channels, h, w = feat.shape
@@ -164,11 +202,7 @@ def pool_regions(feat: torch.Tensor, masks: torch.Tensor, counts: list[int]) -> 
     weights = masks.to(feat.dtype)
     weights = weights / (weights.sum((-1, -2), keepdim=True) + 1e-8)  # empty mask -> all zeros
     r_max = max(counts)
-    image_index = torch.repeat_interleave(
-        torch.arange(batch, device=feat.device), torch.tensor(counts, device=feat.device)
-    )
-    starts = torch.tensor([0, *counts[:-1]], device=feat.device).cumsum(0)
-    slot_index = torch.arange(n, device=feat.device) - starts[image_index]
+    image_index, slot_index = slots if slots is not None else region_slots(counts, feat.device)
     padded = weights.new_zeros((batch, r_max, h * w))
     padded[image_index, slot_index] = weights.flatten(1)
     pooled = torch.bmm(feat.flatten(2), padded.transpose(1, 2))  # (B, C, R_max): feat stays contiguous
