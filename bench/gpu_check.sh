@@ -8,14 +8,6 @@
 set -u
 source "$(dirname "$0")/gpu_env.sh"
 
-step() {  # step NAME COMMAND...: run, tee to $OUT/NAME.log, report the exit status
-    local name=$1; shift
-    echo "=== $name: $*"
-    local start=$SECONDS
-    "$@" 2>&1 | tee "$OUT/$name.log" | grep -v "it/s\]\|s/it\]" | tail -25
-    echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s"
-}
-
 nvidia-smi -L
 step imports python3 -c "
 import osprey, torch, torchvision, transformers, open_clip, timm

@@ -1,4 +1,4 @@
-# Sourced by the prepared GPU checks: $OUT for their outputs, and the Python path. The borrowed
+# Sourced by the prepared GPU checks: $OUT for their outputs, the Python path, and step(). The borrowed
 # machine's python3 already holds CUDA torch, timm, peft, accelerate and sentencepiece; the rest
 # travels as wheels in .whl/ (open_clip_torch, ftfy, wcwidth, pycocotools, the pinned transformers)
 # and the package runs from src/ (no install: the GPU image's Python is 3.12).
@@ -11,3 +11,11 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 else
     export PYTHONPATH=$PWD/src
 fi
+
+step() {  # step NAME COMMAND...: run, tee to $OUT/NAME.log, show its tail, report the exit status
+    local name=$1; shift
+    echo "=== $name: $*"
+    local start=$SECONDS
+    "$@" 2>&1 | tee "$OUT/$name.log" | grep -v "it/s\]\|s/it\]\|Warning\|warn(" | tail -30
+    echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s"
+}

