@@ -89,3 +89,53 @@ def test_device_flag_picks_or_refuses_a_device(picture: Path, tmp_path: Path) ->
         with pytest.raises(SystemExit, match="no CUDA GPU"):
             main(["describe", str(picture), "--model", "tiny", "--box", "10,10,30,30", "--device", "cuda",
                   "--out", str(tmp_path)])
+
+
+def test_dtype_flag_runs_in_bfloat16_with_a_float32_extractor(picture: Path, tmp_path: Path, capsys) -> None:
+    import torch
+
+    from osprey.inference.loading import load_model, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) is None and resolve_precision(None, cpu) is None  # as stored
+    assert resolve_precision("float32", cpu) == torch.float32
+    assert resolve_precision("bfloat16", cpu) == torch.bfloat16 == resolve_precision(torch.bfloat16, cpu)
+    with pytest.raises(ValueError, match="dtype 'float8'"):
+        resolve_precision("float8", cpu)
+    with pytest.raises(ValueError, match="float16 runs on a CUDA GPU only"):
+        resolve_precision("float16", cpu)
+    model, _, _ = load_model("tiny", device="cpu", dtype="bfloat16")
+    assert model.language_model.dtype == torch.bfloat16
+    assert {p.dtype for p in model.projector.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in model.mask_extractor.parameters()} == {torch.float32}
+    out = tmp_path / "bf16"
+    assert main(["describe", str(picture), "--model", "tiny", "--box", "10,10,30,30", "--dtype", "bfloat16",
+                 "--max-new-tokens", "3", "--out", str(out)]) == 0
+    record = json.loads((out / "answers.json").read_text())
+    assert record["dtype"] == "bfloat16" and len(record["regions"]) == 1
+    assert "region 1:" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="float16 runs on a CUDA GPU only"):
+        main(["describe", str(picture), "--model", "tiny", "--box", "10,10,30,30", "--dtype", "float16",
+              "--device", "cpu", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="float16 runs on a CUDA GPU only"):
+        main(["eval", "synthetic", "--model", "tiny", "--dtype", "float16", "--device", "cpu", "--images", "1",
+              "--out", str(tmp_path)])
+
+
+def test_auto_precision_keeps_stored_bfloat16_and_runs_the_extractor_in_float32(tmp_path: Path) -> None:
+    """A folder stored in bfloat16 (as the released Osprey-7B is) runs in bfloat16 with a float32
+    mask extractor, as the official model does; loaded for training it stays as stored."""
+    import torch
+
+    from osprey.inference.loading import load_model
+    from osprey.model.weights import save_pretrained
+
+    model, _, _ = load_model("tiny", device="cpu", for_inference=False)
+    save_pretrained(model.to(torch.bfloat16), tmp_path / "bf16")
+    loaded, _, _ = load_model(tmp_path / "bf16")
+    assert loaded.language_model.dtype == torch.bfloat16
+    assert {p.dtype for p in loaded.mask_extractor.parameters()} == {torch.float32}
+    for_training, _, _ = load_model(tmp_path / "bf16", for_inference=False)
+    assert {p.dtype for p in for_training.mask_extractor.parameters()} == {torch.bfloat16}
+    default, _, _ = load_model("tiny", device="cpu")  # a float32 preset stays float32 throughout
+    assert {p.dtype for p in default.parameters()} == {torch.float32}

@@ -33,6 +33,7 @@ def error_of(response) -> str:
 def test_healthz_and_openapi(client) -> None:
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["random_init"] is True and "RANDOM" in health["note"]
+    assert health["dtype"] == "float32" and health["device"] in ("cpu", "cuda:0")
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/describe", "/v1/chat/completions", "/v1/segment", "/healthz"} <= set(paths)
     schema = paths["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]["schema"]

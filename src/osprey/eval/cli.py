@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="'bundled' (default when installed), a model folder, or a preset name (random init)")
     p.add_argument("--device", default="auto",
                    help="where the model runs: auto (a CUDA GPU when there is one, else cpu), cpu, cuda, cuda:N")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                   help="the model's precision (auto: as its weights are stored; float16 on a GPU only); the "
+                   "mask extractor always runs in float32")
     p.add_argument("--data", type=Path, help="annotation file (questions file for judge tasks)")
     p.add_argument("--images", default=None,
                    help="image folder; for `synthetic` the number of images to generate (default 20)")
@@ -102,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
         args.model = default_model_spec()
     try:
-        model, tokenizer, random_init = load_model(args.model, device=args.device)
+        model, tokenizer, random_init = load_model(args.model, device=args.device, dtype=args.dtype)
     except ValueError as err:
         raise SystemExit(f"eval: {err}") from None
     if random_init:

@@ -64,6 +64,22 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     return device
 
 
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_precision(spec: str | torch.dtype | None, device: torch.device) -> torch.dtype | None:
+    """The inference precision named by ``spec`` (``"auto"``, a name in :data:`PRECISIONS` or a torch
+    dtype); None for ``"auto"``/None: as the weights are stored. float16 runs on a GPU only."""
+    if spec is None or spec == "auto":
+        return None
+    dtype = spec if isinstance(spec, torch.dtype) else PRECISIONS.get(str(spec))
+    if dtype not in PRECISIONS.values():
+        raise ValueError(f"dtype {str(spec)!r}: expected auto or one of {', '.join(PRECISIONS)}")
+    if dtype == torch.float16 and device.type != "cuda":
+        raise ValueError("dtype float16 runs on a CUDA GPU only; on the CPU use bfloat16 or float32")
+    return dtype
+
+
 def model_folder(spec: str | Path) -> str | Path:
     """``spec`` with ``"bundled"`` resolved to the installed osprey-small folder (a clear error when
     it is not installed); anything else unchanged."""
@@ -74,7 +90,7 @@ def model_folder(spec: str | Path) -> str | Path:
     return spec
 
 
-def load_model(spec: str | Path, *, dtype: torch.dtype | None = None, seed: int = 0,
+def load_model(spec: str | Path, *, dtype: str | torch.dtype | None = None, seed: int = 0,
                for_inference: bool = True, device: str | torch.device | None = "cpu",
                merge_adapters: bool = True) -> tuple[OspreyModel, TextTokenizer, bool]:
     """(model, tokenizer, is_random_init).
@@ -85,20 +101,31 @@ def load_model(spec: str | Path, *, dtype: torch.dtype | None = None, seed: int 
     ``for_inference`` (default) re-stores the LLM's weights for fast batched CPU decoding
     (:mod:`osprey.model.cpu_layout`; on the CPU only); pass False for a model that will be trained.
     ``merge_adapters=False`` keeps a folder's LoRA adapters unmerged (a peft LLM, to train them further).
+    ``dtype``: the precision to run in: ``"float32"``, ``"bfloat16"``, ``"float16"`` (GPU only) or a
+    torch dtype; None or ``"auto"``: as stored (presets and the bundled model: float32; a released
+    Osprey checkpoint: its bfloat16). A model folder is read straight into the precision asked for.
+    For inference the mask extractor runs in float32 whatever the precision, as the official model
+    does (:meth:`OspreyModel.set_precision`).
     """
     device = resolve_device(device)
+    dtype = resolve_precision(dtype, device)
     spec = model_folder(spec)
     if isinstance(spec, str) and spec in PRESETS:
         torch.manual_seed(seed)
         config = get_preset(spec)
-        model = build_model(config)
-        if dtype is not None:
-            model.to(dtype)
-        return _for_inference(model.to(device), for_inference), tokenizer_for(config), True
+        model = _for_inference(build_model(config).to(device), for_inference)
+        return _precision(model, dtype, for_inference), tokenizer_for(config), True
     from osprey.model.weights import from_pretrained
 
-    model = from_pretrained(spec, dtype=dtype, merge_adapters=merge_adapters)
-    return _for_inference(model.to(device), for_inference), tokenizer_for(model.config, folder=spec), False
+    model = _for_inference(from_pretrained(spec, dtype=dtype, merge_adapters=merge_adapters).to(device), for_inference)
+    return _precision(model, dtype, for_inference), tokenizer_for(model.config, folder=spec), False
+
+
+def _precision(model: OspreyModel, dtype: torch.dtype | None, inference: bool) -> OspreyModel:
+    """``model`` in ``dtype`` (None: as loaded); for inference the mask extractor in float32."""
+    if dtype is None and inference:
+        dtype = model.language_model.dtype
+    return model if dtype is None else model.set_precision(dtype)
 
 
 def _for_inference(model: OspreyModel, inference: bool) -> OspreyModel:

@@ -244,7 +244,8 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
     if service is None:
         factory = service_factory or (lambda s: load_service(s.model, sam_checkpoint=s.sam_checkpoint,
                                                              sam_type=s.sam_type, max_regions=s.max_regions,
-                                                             encode_cache=s.encode_cache, device=s.device))
+                                                             encode_cache=s.encode_cache, device=s.device,
+                                                             dtype=s.dtype))
         service = factory(settings)
     worker = ModelWorker(settings.queue_size)
 
@@ -312,7 +313,8 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
     @app.get("/healthz", tags=["meta"])
     async def healthz():
         body = {"status": "shutting_down" if worker.closed else "ok", **_meta(),
-                "provider": service.provider.name,
+                "provider": service.provider.name, "device": str(service.predictor._device),
+                "dtype": service.dtype,
                 "queue": {"waiting": worker.waiting, "size": settings.queue_size, "busy": worker.busy}}
         return JSONResponse(body, status_code=503 if worker.closed else 200)
 

@@ -41,6 +41,11 @@ class RegionService:
         self._encoded: OrderedDict[str, EncodedImage] = OrderedDict()
 
     @property
+    def dtype(self) -> str:
+        """The precision the language model runs in (``"float32"``, ``"bfloat16"``, ...)."""
+        return str(self.predictor.model.language_model.dtype).removeprefix("torch.")
+
+    @property
     def note(self) -> str | None:
         return RANDOM_INIT_NOTE.format(spec=self.model_name) if self.random_init else None
 
@@ -101,14 +106,15 @@ def mask_record(index: int, mask: np.ndarray) -> dict:
 
 
 def load_service(model: str | None, *, sam_checkpoint=None, sam_type: str = "vit_b", max_regions: int = 32,
-                 encode_cache: int = 4, device: str | None = "auto") -> RegionService:
+                 encode_cache: int = 4, device: str | None = "auto", dtype: str = "float32") -> RegionService:
     """Load the model named by ``model`` (bundled, preset or folder; None: the default) and the mask
-    provider, both on ``device`` (``auto``: a GPU when there is one)."""
+    provider, both on ``device`` (``auto``: a GPU when there is one); the model runs in ``dtype``
+    (float32, bfloat16, or float16 on a GPU)."""
     from osprey.inference.loading import default_model_spec, load_model, resolve_device
 
     model = model or default_model_spec()
     where = resolve_device(device)
-    network, tokenizer, random_init = load_model(model, device=where)
+    network, tokenizer, random_init = load_model(model, device=where, dtype=dtype)
     provider = (build_provider(sam_checkpoint, sam_type, device=str(where)) if sam_checkpoint
                 else GrabCutProvider())
     predictor = RegionPredictor(network, tokenizer, max_regions=max(max_regions, 1))

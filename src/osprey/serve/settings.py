@@ -15,6 +15,7 @@ class ServeSettings:
     sam_checkpoint: Path | None = None  # local SAM/SAM 2/MobileSAM file; None = weight-free provider
     sam_type: str = "vit_b"
     device: str = "auto"  # where the model runs: auto (a GPU when there is one), cpu, cuda, cuda:N
+    dtype: str = "auto"  # the model's precision: auto (as stored), float32, bfloat16, float16 (GPU only)
     ui: bool = False  # serve the web demo at "/"
     queue_size: int = 8  # requests waiting for the one model worker; more get 429
     request_timeout_s: float = 120.0  # from enqueue to answer; then 504 and the job is cancelled
