@@ -106,10 +106,10 @@ def mask_record(index: int, mask: np.ndarray) -> dict:
 
 
 def load_service(model: str | None, *, sam_checkpoint=None, sam_type: str = "vit_b", max_regions: int = 32,
-                 encode_cache: int = 4, device: str | None = "auto", dtype: str = "float32") -> RegionService:
+                 encode_cache: int = 4, device: str | None = "auto", dtype: str = "auto") -> RegionService:
     """Load the model named by ``model`` (bundled, preset or folder; None: the default) and the mask
     provider, both on ``device`` (``auto``: a GPU when there is one); the model runs in ``dtype``
-    (float32, bfloat16, or float16 on a GPU)."""
+    (``auto``: as its weights are stored; float32, bfloat16, or float16 on a GPU)."""
     from osprey.inference.loading import default_model_spec, load_model, resolve_device
 
     model = model or default_model_spec()
