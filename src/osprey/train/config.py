@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from osprey.text.geometry import REGION_TEXT_CHOICES
+from osprey.text.geometry import check_region_text
 
 
 @dataclass
@@ -80,8 +80,8 @@ class TrainConfig:
             raise ValueError("continue_adapters=true trains the model's saved LoRA adapters; set lora too")
         if self.lora is not None and self.stage != 3:
             raise ValueError(f"lora is for stage 3 (the LLM trains there); this is stage {self.stage}")
-        if self.region_text is not None and self.region_text not in REGION_TEXT_CHOICES:
-            raise ValueError(f"region_text={self.region_text!r}; expected one of {REGION_TEXT_CHOICES} or null")
+        if self.region_text is not None:  # None: keep the model's own
+            check_region_text(self.region_text)
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio={self.warmup_ratio!r}; expected a value in [0, 1)")
 
