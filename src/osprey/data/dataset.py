@@ -16,6 +16,7 @@ Every skip is counted in :class:`DataStats` (per reason) and reported by the tra
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -167,20 +168,16 @@ class ModelTransform:
             dropped += 1
 
     def __call__(self, sample: Sample, image_root: str | Path | None) -> Example:
-        decoded_all = None
+        decode = functools.cache(lambda k: sample.regions[k].decode(image_root))  # each mask once
         texts = None
-        if self.region_text != "none" and sample.regions:
+        if self.region_text != "none":
             # The text after each region's slots comes from its mask, so every mask is decoded first.
-            decoded_all = [region.decode(image_root) for region in sample.regions]
-            texts = region_texts(decoded_all, self.region_text)
+            texts = region_texts([decode(k) for k in range(len(sample.regions))], self.region_text)
         ids, labels, order, dropped = self.render(sample.turns, len(sample.regions), texts)
         image = load_image(Path(image_root or ".") / sample.image.path)
         pixels = preprocess(image, self.image_size, self.mean, self.std)
         if order:
-            if decoded_all is not None:
-                decoded = [decoded_all[k] for k in order]
-            else:
-                decoded = [sample.regions[k].decode(image_root) for k in order]
+            decoded = [decode(k) for k in order]
             masks = torch.from_numpy(np.stack(decoded)).float()
             if tuple(masks.shape[-2:]) != (image.height, image.width):
                 raise ValueError(
