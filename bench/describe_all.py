@@ -37,10 +37,10 @@ from transformers import DynamicCache
 import osprey  # (torchvision shim first; also locates the bundled assets)
 from osprey.image import load_image, preprocess
 from osprey.inference.batch import BEGIN
-from osprey.inference.loading import load_model
 from osprey.inference.predictor import QUESTIONS, RegionPredictor
 from osprey.inference.regions import to_masks
 from osprey.model.generation import DecodingOptions
+from osprey.model.loading import load_model
 from osprey.model.osprey import OspreyModel, RegionBatch
 from osprey.text.conversation import Turn
 from osprey.text.geometry import region_texts

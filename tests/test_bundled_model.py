@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from osprey.cli import main
-from osprey.inference.loading import BUNDLED, bundled_available, default_model_spec
+from osprey.model.loading import BUNDLED, bundled_available, default_model_spec
 
 
 def test_bundled_model_is_installed_and_small() -> None:
@@ -36,9 +36,9 @@ def test_bundled_model_compares_regions_of_the_example() -> None:
     (areas) differ clearly, with the gold answers computed here from the masks."""
     import itertools
 
-    from osprey.inference.loading import load_model
     from osprey.inference.predictor import Query, RegionPredictor
     from osprey.inference.regions import to_masks
+    from osprey.model.loading import load_model
 
     examples = Path(__file__).resolve().parents[1] / "src" / "osprey" / "assets" / "examples"
     record = json.loads((examples / "scene.json").read_text())

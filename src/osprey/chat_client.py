@@ -1,7 +1,7 @@
 """Chat completions from any OpenAI-compatible endpoint, or from a local Hugging Face causal LM.
 
 Both backends have one method, ``complete(messages, **params) -> str``, so the curation pipeline
-(:mod:`osprey.data.curate`) and the evaluation judge can take either.
+(:mod:`osprey.curate`) and the evaluation judge can take either.
 
 :class:`ChatClient` POSTs ``{base_url}/chat/completions`` (OpenAI, vLLM, llama.cpp server, ...).
 It retries 429, 5xx and connection errors with exponential backoff (a ``Retry-After`` header wins),

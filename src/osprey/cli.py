@@ -1,10 +1,19 @@
-"""The ``osprey`` command line. Each subcommand imports what it needs only when it runs."""
+"""The ``osprey`` command line: every command group is registered here, from the module beside the
+code it drives. Those modules import only argparse and light tables at top level; each command
+imports what it needs only when it runs, so ``osprey --help`` stays fast."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from osprey.curate import cli as curate_cli
+from osprey.data import cli as data_cli
+from osprey.eval import cli as eval_cli
+from osprey.serve import cli as serve_cli
+from osprey.synthetic import cli as synthetic_cli
+from osprey.train import cli as train_cli
 
 
 def _add_parity(sub: argparse._SubParsersAction) -> None:
@@ -56,26 +65,16 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-# Sub-command groups that live beside the code they drive: each module has ``register(subparsers)``.
-_COMMAND_MODULES = (
-    "osprey.data.cli",
-    "osprey.train.cli",
-    "osprey.eval.cli",
-    "osprey.serve.cli",
-)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
-    import importlib.util
-
     parser = argparse.ArgumentParser(prog="osprey", description="Osprey: region-level understanding with a multimodal LLM.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_parity(sub)
     _add_convert(sub)
-    for name in _COMMAND_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name).register(sub)
+    data_commands = data_cli.register(sub)  # osprey data validate|show ...
+    synthetic_cli.register(data_commands)  # ... synth
+    curate_cli.register(data_commands)  # ... curate|part-level|pos-neg
+    for group in (train_cli, eval_cli, serve_cli):
+        group.register(sub)
     return parser
 
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from osprey.cli import main
-from osprey.data.masks import decode_rle
+from osprey.masks import decode_rle
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_serve_help_names_the_safety_flags(capsys) -> None:
 def test_device_flag_picks_or_refuses_a_device(picture: Path, tmp_path: Path) -> None:
     import torch
 
-    from osprey.inference.loading import load_model, resolve_device
+    from osprey.model.loading import load_model, resolve_device
 
     assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == torch.device("cpu")
@@ -94,7 +94,7 @@ def test_device_flag_picks_or_refuses_a_device(picture: Path, tmp_path: Path) ->
 def test_dtype_flag_runs_in_bfloat16_with_a_float32_extractor(picture: Path, tmp_path: Path, capsys) -> None:
     import torch
 
-    from osprey.inference.loading import load_model, resolve_precision
+    from osprey.model.loading import load_model, resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) is None and resolve_precision(None, cpu) is None  # as stored
@@ -127,7 +127,7 @@ def test_auto_precision_keeps_stored_bfloat16_and_runs_the_extractor_in_float32(
     mask extractor, as the official model does; loaded for training it stays as stored."""
     import torch
 
-    from osprey.inference.loading import load_model
+    from osprey.model.loading import load_model
     from osprey.model.weights import save_pretrained
 
     model, _, _ = load_model("tiny", device="cpu", for_inference=False)

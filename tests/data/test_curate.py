@@ -22,17 +22,16 @@ from data_fixture_paths import FIXTURES
 from test_chat_client import FakeChatServer
 
 from osprey.chat_client import ChatClient, cache_key
-from osprey.data.cli import main as data_main
-from osprey.data.curate.context import box_iou, build_contexts, load_captions, load_instances, load_refs
-from osprey.data.curate.part_level import part_level_records
-from osprey.data.curate.pipeline import AnswerLog, run_curation
-from osprey.data.curate.positive_negative import (
+from osprey.curate.context import box_iou, build_contexts, load_captions, load_instances, load_refs
+from osprey.curate.part_level import part_level_records
+from osprey.curate.pipeline import AnswerLog, run_curation
+from osprey.curate.positive_negative import (
     NegativeSampler,
     load_minilm_embedder,
     positive_negative_records,
     sampler_for,
 )
-from osprey.data.curate.prompts import (
+from osprey.curate.prompts import (
     ANSWER_LENGTH,
     REPLY_FORMAT,
     REPLY_REGIONS,
@@ -42,6 +41,7 @@ from osprey.data.curate.prompts import (
     parse_description_reply,
     parse_qa_reply,
 )
+from osprey.data.cli import main as data_main
 from osprey.data.parsers import get_parser, parse_records
 from osprey.data.parsers.base import load_json
 
@@ -249,7 +249,7 @@ def test_answer_log_drops_a_truncated_last_line(tmp_path: Path) -> None:
 
 def curate_command(base_url: str, out: Path) -> list[str]:
     return [
-        sys.executable, "-m", "osprey.data.cli", "curate",
+        sys.executable, "-m", "osprey.cli", "data", "curate",
         "--instances", str(INSTANCES), "--refs", str(FINETUNE), "--refs", str(REFS), "--captions", str(CAPTIONS),
         "--out", str(out), "--base-url", base_url, "--model", "fake-gpt", "--no-progress",
     ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""osprey.data.masks: every encoding decodes through pycocotools, bad input fails with a clear error."""
+"""osprey.masks: every encoding decodes through pycocotools, bad input fails with a clear error."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-from osprey.data import masks
-from osprey.data.errors import MaskError
+from osprey import masks
+from osprey.masks import MaskError
 
 H, W = 12, 16
 RECT = [2.0, 3.0, 10.0, 3.0, 10.0, 9.0, 2.0, 9.0]  # x 2..10, y 3..9 -> 8 x 6 pixels

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import osprey  # (torchvision shim first; also locates the bundled assets)
-from osprey.inference.loading import load_model
 from osprey.inference.predictor import EncodedImage, RegionPredictor
 from osprey.inference.regions import to_masks
+from osprey.model.loading import load_model
 
 EXAMPLES = Path(osprey.__file__).parent / "assets" / "examples"
 

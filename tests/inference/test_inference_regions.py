@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from osprey.data.masks import encode_rle
 from osprey.inference.regions import RegionError, check_masks, to_masks
+from osprey.masks import encode_rle
 
 H, W = 20, 30
 

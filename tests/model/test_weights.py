@@ -129,7 +129,7 @@ def test_saved_llm_keeps_its_own_tokenizer(tmp_path: Path) -> None:
     tokenizer beside it, and loads without the LLM's original source."""
     import shutil
 
-    from osprey.inference.loading import load_model
+    from osprey.model.loading import load_model
     from osprey.text.tokenizer import llama2_tokenizer
 
     source = tmp_path / "hf_llm"

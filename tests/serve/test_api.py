@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from serve_helpers import b64, data_url, png_bytes
 
-from osprey.data.masks import decode_rle, encode_rle
+from osprey.masks import decode_rle, encode_rle
 from osprey.serve.api import create_app
 from osprey.serve.settings import ServeSettings
 

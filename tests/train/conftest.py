@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from osprey.data.synthetic import WorldConfig
-from osprey.data.synthetic.writer import train_seeds, write_split
+from osprey.synthetic import WorldConfig
+from osprey.synthetic.writer import train_seeds, write_split
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from osprey.data.dataset import (
     collate,
 )
 from osprey.data.mixtures import mixture_from_dict
-from osprey.inference.loading import tokenizer_for
+from osprey.model.language_model import tokenizer_for
 from osprey.model.osprey import build_model
 from osprey.text.render import IGNORE_INDEX
 
@@ -32,7 +32,7 @@ def model():
 
 
 def _dataset(model, world: Path, names=("osprey_short_form",), max_length=2048, **kw) -> RegionDataset:
-    transform = ModelTransform.for_model(model, tokenizer_for(model.config), max_length=max_length)
+    transform = ModelTransform.for_model(model, tokenizer_for(model.config.language_model), max_length=max_length)
     return RegionDataset(mixture_from_dict(entries(*names)).under(world), transform, **kw)
 
 
@@ -97,7 +97,7 @@ def test_broken_record_is_counted_not_fatal(model, world, tmp_path):
     records[1]["conversations"] = []  # no question/answer pairs
     bad = tmp_path / "short.json"
     bad.write_text(json.dumps(records[:3]))
-    transform = ModelTransform.for_model(model, tokenizer_for(model.config))
+    transform = ModelTransform.for_model(model, tokenizer_for(model.config.language_model))
     mixture = mixture_from_dict([{"parser": "osprey_short_form", "annotations": str(bad),
                                   "images": str(world / "images")}])
     ds = RegionDataset(mixture, transform)
@@ -147,7 +147,7 @@ def test_geometry_region_text_follows_each_region_slot(model, world):
     plain = _dataset(model, world)[0]
     geo_model = build_model(tiny().replace(region_text="geometry"))
     geo = _dataset(geo_model, world)[0]
-    tokenizer = tokenizer_for(model.config)
+    tokenizer = tokenizer_for(model.config.language_model)
     assert torch.equal(geo.masks, plain.masks)
     assert torch.equal(geo.labels[geo.labels != IGNORE_INDEX], plain.labels[plain.labels != IGNORE_INDEX])
     ids = geo.input_ids.tolist()

@@ -14,7 +14,7 @@ import torch
 import yaml
 from train_helpers import entries
 
-from osprey.inference.loading import load_model
+from osprey.model.loading import load_model
 from osprey.model.weights import from_pretrained
 from osprey.train.checkpoint import latest_checkpoint, list_checkpoints
 from osprey.train.config import load_config
@@ -156,7 +156,7 @@ def test_stage3_continue_adapters_trains_the_saved_adapters_and_saves_adapters_o
     adapters in place; the result is again Osprey modules + adapters, the LLM left to its package."""
     from safetensors.torch import load_file
 
-    from osprey.inference.loading import BUNDLED, bundled_available
+    from osprey.model.loading import BUNDLED, bundled_available
     from osprey.model.weights import ADAPTER_WEIGHTS
 
     if not bundled_available():

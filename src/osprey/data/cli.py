@@ -9,11 +9,11 @@ missing file).
 
 show: render record ``--index`` of FILE as a PNG (image, numbered mask overlays, conversation).
 
-synth, curate, part-level, pos-neg: generate data (see :mod:`osprey.data.synthetic.cli` and
-:mod:`osprey.data.curate.cli`).
+synth, curate, part-level, pos-neg: generate data; they live with the code that produces data
+(:mod:`osprey.synthetic.cli`, :mod:`osprey.curate.cli`) and :mod:`osprey.cli` adds them to this group.
 
-``add_data_subcommands(subparsers)`` adds both under an existing ``argparse`` sub-command parser;
-``python -m osprey.data.cli`` runs them on their own.
+``add_data_subcommands(subparsers)`` adds validate and show under an existing ``argparse``
+sub-command parser; ``python -m osprey.data.cli`` runs them on their own.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from osprey.data.parsers import PARSERS, get_parser, parse_one
 EXIT_OK, EXIT_BAD_DATA, EXIT_USAGE = 0, 1, 2
 
 
-def add_data_subcommands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``data`` with its ``validate``, ``show``, ``synth``, ``curate``, ``part-level`` and ``pos-neg``
-    sub-commands; each sets ``func(args) -> int``."""
+def add_data_subcommands(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Add ``data`` with its ``validate`` and ``show`` sub-commands (each sets ``func(args) -> int``);
+    returns the group's sub-parsers, where :mod:`osprey.cli` adds the generators (``synth``,
+    ``curate``, ``part-level``, ``pos-neg``), which live in :mod:`osprey.synthetic` and :mod:`osprey.curate`."""
     data = subparsers.add_parser("data", help="check, look at and generate annotation files")
     commands = data.add_subparsers(
         dest="data_command", metavar="{validate,show,synth,curate,part-level,pos-neg}", required=True
@@ -74,13 +75,7 @@ def add_data_subcommands(subparsers: argparse._SubParsersAction) -> argparse.Arg
     show.add_argument("--out", type=Path, metavar="PNG", help="output file (default <source>_<index>.png)")
     show.add_argument("--seed", type=int, default=0, help="seed of template/region draws (default 0)")
     show.set_defaults(func=run_show)
-    from osprey.data.synthetic.cli import add_synthetic_subcommand
-
-    add_synthetic_subcommand(commands)
-    from osprey.data.curate.cli import add_curate_subcommands
-
-    add_curate_subcommands(commands)
-    return data
+    return commands
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -169,6 +164,6 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Hook for ``osprey.cli``: add the ``data`` command group."""
-    add_data_subcommands(subparsers)
+def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Hook for ``osprey.cli``: add the ``data`` command group; returns its sub-parsers."""
+    return add_data_subcommands(subparsers)

@@ -1,4 +1,5 @@
-"""Errors of the data path, each naming the bad value and what was expected.
+"""Errors of the data path, each naming the bad value and what was expected (a mask that cannot
+be decoded raises :class:`osprey.masks.MaskError`).
 
 Nothing in the data path drops a record silently: a parser raises :class:`RecordError` for a record it
 cannot turn into samples, and its caller counts the error under ``problem`` and reports it with the
@@ -18,10 +19,6 @@ MASK_EMPTY = "mask_empty"  # a segmentation that decodes to no pixel
 IMAGE_MISSING = "image_missing"
 IMAGE_UNREADABLE = "image_unreadable"
 IMAGE_SIZE = "image_size"  # the image on disk differs from the size the record declares
-
-
-class MaskError(ValueError):
-    """A segmentation (polygon, RLE, box, PNG, array) that cannot be decoded at the given size."""
 
 
 class SourceError(ValueError):

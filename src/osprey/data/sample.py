@@ -1,7 +1,7 @@
 """The one internal sample format every source is parsed into.
 
 A :class:`Sample` is one image, its region masks (kept as raw annotations, decoded on demand by
-:mod:`osprey.data.masks`) and a conversation about them. The conversation text refers to the image
+:mod:`osprey.masks`) and a conversation about them. The conversation text refers to the image
 as ``<image>`` and to region ``K`` (1-based, the ``K``-th entry of ``regions``) as ``<regionK>``,
 placed exactly where the official loaders put ``<mask><pos>`` for that region. Rendering every
 ``<regionK>`` as ``<mask><pos>`` (:func:`official_text`) therefore reproduces the official training
@@ -25,8 +25,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from osprey.data import masks as mask_ops
-from osprey.data.errors import CONVERSATION, MASK, REGION_REFS, MaskError
+from osprey import masks as mask_ops
+from osprey.data.errors import CONVERSATION, MASK, REGION_REFS
+from osprey.masks import MaskError
 
 if importlib.util.find_spec("osprey.text.conversation") is not None:
     from osprey.text.conversation import Turn

@@ -14,25 +14,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from osprey.data.errors import MaskError
 from osprey.data.sample import REGION_TAG_RE, Sample
+from osprey.masks import MaskError
+from osprey.overlay import region_color
 
 TEXT_WIDTH_IN = 6.4  # conversation column
 WRAP_CHARS = 78
 FONT_PT = 9.0
 LINE_IN = FONT_PT * 1.5 / 72
 MAX_FIG_HEIGHT_IN = 36.0
-PALETTE = (  # tab10, distinct on photos
-    (0.12, 0.47, 0.71), (1.00, 0.50, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.40, 0.74),
-    (0.55, 0.34, 0.29), (0.89, 0.47, 0.76), (0.50, 0.50, 0.50), (0.74, 0.74, 0.13), (0.09, 0.75, 0.81),
-)  # fmt: skip
-
-
-def region_color(k: int) -> tuple[float, float, float]:
-    """Colour of region ``k`` (1-based), shared by its overlay, label and tags in the text."""
-    return PALETTE[(k - 1) % len(PALETTE)]
-
-
 def render_sample(
     sample: Sample, out: str | Path, *, image_root: str | Path | None = None, dpi: int = 110
 ) -> Path:

@@ -2,7 +2,7 @@
 
 Checks, per record: it parses (schema, conversation, region references consistent with the masks,
 texts the template can take, masks structurally decodable and inside the declared image size);
-every region of its samples decodes through :mod:`osprey.data.masks` and is not empty; with an image
+every region of its samples decodes through :mod:`osprey.masks` and is not empty; with an image
 folder, the image exists, is readable and has the size the record declares. Regions that a
 sample leaves out by the per-image limit (COCO keeps <= 20) are checked structurally only.
 
@@ -25,12 +25,12 @@ from osprey.data.errors import (
     IMAGE_UNREADABLE,
     MASK,
     MASK_EMPTY,
-    MaskError,
     RecordError,
     SourceError,
 )
 from osprey.data.parsers import Parser, Record, get_parser, parse_one
 from osprey.data.sample import Sample
+from osprey.masks import MaskError
 
 
 @dataclass(frozen=True)

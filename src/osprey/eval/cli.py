@@ -94,14 +94,14 @@ def build_task(args: argparse.Namespace, out: Path):
 
 def run(args: argparse.Namespace) -> int:
     from osprey.eval.runner import run_task
-    from osprey.inference.loading import load_model
     from osprey.inference.predictor import RegionPredictor
     from osprey.model.generation import DecodingOptions
+    from osprey.model.loading import load_model
 
     out = args.out or Path("outputs/eval") / args.task
     task = build_task(args, out)
     if args.model is None:
-        from osprey.inference.loading import default_model_spec
+        from osprey.model.loading import default_model_spec
 
         args.model = default_model_spec()
     try:

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from osprey.data.masks import encode_rle
-from osprey.data.synthetic.seeds import test_seeds
-from osprey.data.synthetic.world import WorldConfig, generate_scene
 from osprey.eval.openseg_classes import CLASS_LISTS
+from osprey.masks import encode_rle
+from osprey.synthetic.seeds import test_seeds
+from osprey.synthetic.world import WorldConfig, generate_scene
 
 CONFIG = WorldConfig(image_size=64, min_objects=2, max_objects=3)
 

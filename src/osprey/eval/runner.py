@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from osprey.data.masks import decode_segmentation, from_array
 from osprey.inference.batch import Query
+from osprey.masks import decode_segmentation, from_array
 from osprey.text.conversation import Turn
 
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -85,7 +85,7 @@ class Task:
 
 
 def decode_region(region: Any, size: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool mask of a COCO segmentation or an array, through :mod:`osprey.data.masks`."""
+    """(H, W) bool mask of a COCO segmentation or an array, through :mod:`osprey.masks`."""
     height, width = size
     if isinstance(region, np.ndarray):
         return from_array(region, height, width)

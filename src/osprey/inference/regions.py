@@ -10,7 +10,7 @@ A region spec is one of:
                                             segments the object in the box instead
     {"points": [[x, y], ...], "labels": [1, 0, ...]}  (or {"point": [x, y]}) resolved by a mask
                                             provider (``provider.from_points(image, points, labels)``)
-Decoding goes through :mod:`osprey.data.masks`, the one mask module; this file only dispatches,
+Decoding goes through :mod:`osprey.masks`, the one mask module; this file only dispatches,
 resolves prompts with a provider, and checks what the predictor needs: every mask at the image's
 size, none empty, not too many.
 """
@@ -24,8 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from osprey.data import masks as mask_io
-from osprey.data.errors import MaskError
+from osprey import masks as mask_io
 
 MAX_REGIONS = 64  # per image: the official model saw <= 20 per sample; this bounds batch memory
 
@@ -71,7 +70,7 @@ def to_masks(
 def _decode_one(index: int, spec: Any, height: int, width: int, provider: PromptProvider | None, image: Any) -> np.ndarray:
     try:
         mask = _decode(index, spec, height, width, provider, image)
-    except MaskError as err:
+    except mask_io.MaskError as err:
         raise RegionError(f"region {index}: {err}") from None
     mask = np.asarray(mask)
     if mask.shape != (height, width):
@@ -114,13 +113,7 @@ def _decode(index: int, spec: Any, height: int, width: int, provider: PromptProv
 
 
 def _box(index: int, spec: Mapping, height: int, width: int, provider: PromptProvider | None, image: Any) -> Any:
-    box = spec["box"]
-    if (not isinstance(box, list | tuple) or len(box) != 4
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)):
-        raise RegionError(f"region {index}: box {_short(box)}; expected [x0, y0, x1, y1] as 4 numbers")
-    x0, y0, x1, y1 = (float(v) for v in box)
-    if x1 <= x0 or y1 <= y0:
-        raise RegionError(f"region {index}: box {list(box)} is empty; expected x1 > x0 and y1 > y0 ([x0, y0, x1, y1])")
+    x0, y0, x1, y1 = mask_io.check_box(spec["box"])
     if spec.get("segment", False):
         return _need_provider(index, spec, provider, image).from_box(image, [x0, y0, x1, y1])
     return mask_io.decode_box(mask_io.xyxy_to_xywh([x0, y0, x1, y1]), height, width)
@@ -128,17 +121,9 @@ def _box(index: int, spec: Mapping, height: int, width: int, provider: PromptPro
 
 def _points(index: int, spec: Mapping, height: int, width: int, provider: PromptProvider | None, image: Any) -> Any:
     points = spec["points"] if "points" in spec else [spec["point"]]
-    if (not isinstance(points, list | tuple) or not points
-            or not all(isinstance(p, list | tuple) and len(p) == 2 for p in points)):
-        raise RegionError(f"region {index}: points {_short(points)}; expected [[x, y], ...] with at least one point")
-    for x, y in points:
-        if not (0 <= x < width and 0 <= y < height):
-            raise RegionError(f"region {index}: point ({x}, {y}) lies outside the {width}x{height} image")
-    labels = spec.get("labels")
-    if labels is not None and len(labels) != len(points):
-        raise RegionError(f"region {index}: {len(labels)} labels for {len(points)} points; expected one label per point")
+    pts, labels = mask_io.check_points(points, spec.get("labels"), height, width)
     chosen = _need_provider(index, spec, provider, image)
-    return chosen.from_points(image, [list(p) for p in points], labels)
+    return chosen.from_points(image, pts.tolist(), labels.tolist())
 
 
 def _need_provider(index: int, spec: Mapping, provider: PromptProvider | None, image: Any) -> PromptProvider:

@@ -11,7 +11,7 @@ a single row or a long prompt (within a few percent either way).
 
 * :func:`use_column_major_linears` re-stores the weight of every ``nn.Linear`` inside the LLM's
   decoder layers column-major (same values and shape; ``weight.t()`` becomes contiguous). Used for
-  inference only (:func:`osprey.inference.loading.load_model`), never on a model being trained.
+  inference only (:func:`osprey.model.loading.load_model`), never on a model being trained.
 * :func:`vocab_logits` computes the head's logits for a handful of rows as a batch of blocks.
 """
 

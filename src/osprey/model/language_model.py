@@ -15,6 +15,7 @@ from pathlib import Path
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
 from osprey.config import LanguageModelConfig
+from osprey.text.tokenizer import TOKENIZER_FILES, TextTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +110,19 @@ def hidden_size(model: PreTrainedModel) -> int:
 def embedding_rows(model: PreTrainedModel) -> int:
     return int(model.get_input_embeddings().weight.shape[0])
 
+
+
+def tokenizer_for(config: LanguageModelConfig, folder: str | Path | None = None) -> TextTokenizer:
+    """The tokenizer ``config.tokenizer`` names: ``"llama2"`` (bundled), a path, or ``"model"``: the
+    LLM's own tokenizer (GGUF / HF folder, or the tokenizer saved beside the weights in the model
+    ``folder``)."""
+    spec = config.tokenizer
+    if spec != "model":
+        return load_tokenizer(spec)
+    if folder is not None and any((Path(folder) / name).is_file() for name in TOKENIZER_FILES):
+        return load_tokenizer(folder)
+    if config.source == "gguf":
+        return load_tokenizer(gguf_tokenizer_folder(config))
+    if config.source == "pretrained" and config.path:
+        return load_tokenizer(config.path)
+    raise ValueError(f"tokenizer 'model' needs a gguf or pretrained language model, not source={config.source!r}")

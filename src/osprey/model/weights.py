@@ -9,10 +9,12 @@ accounts for every key: a missing or unexpected key is an error naming it, excep
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from osprey.config import (
     ProjectorConfig,
     VisionConfig,
 )
+from osprey.model.language_model import build_language_model, tokenizer_for
+from osprey.model.osprey import OspreyModel
+from osprey.text.tokenizer import save_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +157,6 @@ def build_empty(config: OspreyConfig, keep_language_model: bool = False):
     With ``keep_language_model`` the LLM is loaded for real from its own source (e.g. the
     SmolLM2 package) and only the Osprey modules are empty.
     """
-    from osprey.model.language_model import build_language_model
-    from osprey.model.osprey import OspreyModel
-
     language_model = build_language_model(config.language_model) if keep_language_model else None
     with torch.device("meta"):
         if language_model is None:
@@ -274,8 +276,6 @@ def save_pretrained(model, folder: str | Path, *, include_language_model: bool =
     folder = Path(folder)
     peft_llm = hasattr(model.language_model, "peft_config")
     if peft_llm and include_language_model:
-        import copy
-
         merged = copy.deepcopy(model)
         merged.language_model = merged.language_model.merge_and_unload()
         return save_pretrained(merged, folder, include_language_model=True, max_shard_bytes=max_shard_bytes)
@@ -290,10 +290,7 @@ def save_pretrained(model, folder: str | Path, *, include_language_model: bool =
         model.language_model.peft_config["default"].save_pretrained(str(tmp))
     if include_language_model:
         if config.language_model.tokenizer == "model":  # the LLM's own tokenizer: it travels with it
-            from osprey.inference.loading import tokenizer_for
-            from osprey.text.tokenizer import save_tokenizer
-
-            save_tokenizer(tokenizer_for(config, folder=getattr(model, "source_folder", None)), tmp)
+            save_tokenizer(tokenizer_for(config.language_model, folder=getattr(model, "source_folder", None)), tmp)
         hf = model.language_model.config.to_dict()
         llm = LanguageModelConfig(source="config", hf_config=_portable_hf_config(hf),
                                   tokenizer=config.language_model.tokenizer)
@@ -307,7 +304,6 @@ def save_pretrained(model, folder: str | Path, *, include_language_model: bool =
     (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2, sort_keys=True))
     _write_shards(state, tmp, max_shard_bytes)
     if folder.exists():
-        import shutil
 
         shutil.rmtree(folder)
     os.replace(tmp, folder)

@@ -32,8 +32,9 @@ from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from osprey.inference.providers import ProviderError, pick
+from osprey.inference.providers import ProviderError
 from osprey.inference.regions import RegionError
+from osprey.masks import pick
 from osprey.model.generation import DecodingOptions
 from osprey.serve.payloads import (
     BadRequest,

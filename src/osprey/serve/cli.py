@@ -146,8 +146,8 @@ def _add_describe(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_describe(args: argparse.Namespace) -> int:
-    from osprey.inference.render import save_overlay
     from osprey.model.generation import DecodingOptions
+    from osprey.overlay import save_overlay
     from osprey.serve.service import mask_record
 
     start = time.perf_counter()

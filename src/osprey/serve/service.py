@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from osprey.data.masks import encode_rle, mask_box
 from osprey.inference.batch import EncodedImage, Query
 from osprey.inference.predictor import QUESTIONS, RegionPredictor, question_text
-from osprey.inference.providers import GrabCutProvider, MaskProvider, build_provider, pick
+from osprey.inference.providers import GrabCutProvider, MaskProvider, build_provider
+from osprey.masks import encode_rle, mask_box, pick
 from osprey.model.generation import DecodingOptions
 from osprey.text.conversation import Turn
 
@@ -110,7 +110,7 @@ def load_service(model: str | None, *, sam_checkpoint=None, sam_type: str = "vit
     """Load the model named by ``model`` (bundled, preset or folder; None: the default) and the mask
     provider, both on ``device`` (``auto``: a GPU when there is one); the model runs in ``dtype``
     (``auto``: as its weights are stored; float32, bfloat16, or float16 on a GPU)."""
-    from osprey.inference.loading import default_model_spec, load_model, resolve_device
+    from osprey.model.loading import default_model_spec, load_model, resolve_device
 
     model = model or default_model_spec()
     where = resolve_device(device)

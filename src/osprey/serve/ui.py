@@ -2,12 +2,16 @@
 
 It talks only to this server's own endpoints (/v1/examples, /v1/segment, /v1/describe,
 /v1/chat/completions), so it shares the API's queue, limits and token; no CDN, no build step.
-Masks come back as COCO RLE and are decoded in the page to draw the overlay.
+Masks come back as COCO RLE and are decoded in the page to draw the overlay, in the colours of
+:data:`osprey.overlay.PALETTE` (region k has the same colour here as in the overlay PNGs).
 """
 
 from __future__ import annotations
 
 import html
+import json
+
+from osprey.overlay import PALETTE
 
 _PAGE = r"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Osprey demo</title>
@@ -54,7 +58,7 @@ canvas{border:1px solid #999;cursor:crosshair;max-width:640px}
 <p id="status" data-testid="status"></p>
 <script>
 "use strict";
-const COLORS=[[230,25,75],[60,180,75],[0,130,200],[245,130,48],[145,30,180],[70,240,240],[240,50,230],[210,245,60]];
+const COLORS=__PALETTE__;
 const state={image:null,dataUrl:null,w:0,h:0,regions:[],candidates:null,history:[]};
 const $=id=>document.getElementById(id);
 const canvas=$("canvas"),ctx=canvas.getContext("2d");
@@ -148,4 +152,5 @@ fetch("/v1/examples").then(r=>r.json()).then(j=>{for(const n of j.examples){cons
 def page(*, token_required: bool = False, note: str | None = None) -> str:
     """The demo page; ``note`` (e.g. "random weights") is shown in a banner."""
     return (_PAGE.replace("__NOTE__", html.escape(note or ""))
-            .replace("__TOKEN_HIDDEN__", "" if token_required else "hidden"))
+            .replace("__TOKEN_HIDDEN__", "" if token_required else "hidden")
+            .replace("__PALETTE__", json.dumps([[round(c * 255) for c in rgb] for rgb in PALETTE])))

@@ -83,7 +83,8 @@ def build_model(cfg: TrainConfig) -> tuple[OspreyModel, Any]:
 
 def _build_model(cfg: TrainConfig) -> tuple[OspreyModel, Any]:
     from osprey.config import PRESETS, OspreyConfig, get_preset
-    from osprey.inference.loading import load_model, model_folder, tokenizer_for
+    from osprey.model.language_model import tokenizer_for
+    from osprey.model.loading import load_model, model_folder
     from osprey.model.osprey import build_model as build_osprey
     from osprey.model.weights import ADAPTER_WEIGHTS
 
@@ -106,7 +107,7 @@ def _build_model(cfg: TrainConfig) -> tuple[OspreyModel, Any]:
         node[last] = value
     config = OspreyConfig.from_dict(data)
     torch.manual_seed(cfg.seed)
-    return build_osprey(config), tokenizer_for(config)
+    return build_osprey(config), tokenizer_for(config.language_model)
 
 
 def resolve_mixture(cfg: TrainConfig) -> Mixture:

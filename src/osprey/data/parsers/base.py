@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from osprey.data.errors import MASK, SCHEMA, TEXT, MaskError, RecordError, SourceError
+from osprey.data.errors import MASK, SCHEMA, TEXT, RecordError, SourceError
 from osprey.data.prompts import normalize_image_turn
 from osprey.data.sample import REGION_TAG_RE, ImageRef, RegionMask, Sample, SampleError, Turn
+from osprey.masks import MaskError
 
 logger = logging.getLogger(__name__)
 

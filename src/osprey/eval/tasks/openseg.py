@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from osprey.data.masks import encode_rle
 from osprey.eval import segmentation_metrics as seg
 from osprey.eval.openseg_classes import CLASS_LISTS, TEMPLATE
 from osprey.eval.runner import Answer, Request, Scores, Task, markdown_table
 from osprey.eval.tasks._io import image_path
 from osprey.eval.text_metrics import sentence_encoder, strip_stop
+from osprey.masks import encode_rle
 
 PROMPT = "<image>\n.\nThis provides an overview of the picture.\nWhat is in <region1>? Using a short phrase."
 NUM_QUERIES = 300

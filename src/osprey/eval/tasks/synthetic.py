@@ -14,13 +14,13 @@ import json
 from pathlib import Path
 
 from osprey.data.prompts import OVERVIEW, SHORT_ANSWER_LIMIT, region_count_sentence
-from osprey.data.synthetic.questions import short_caption_record
-from osprey.data.synthetic.seeds import test_seeds
-from osprey.data.synthetic.world import WorldConfig, generate_scene
-from osprey.data.synthetic.writer import EVAL_FILE, image_file_name, write_split
 from osprey.eval.caption_metrics import caption_scores
 from osprey.eval.runner import Answer, Request, Scores, Task, markdown_table
 from osprey.eval.text_metrics import exact_match, strip_stop
+from osprey.synthetic.questions import short_caption_record
+from osprey.synthetic.seeds import test_seeds
+from osprey.synthetic.world import WorldConfig, generate_scene
+from osprey.synthetic.writer import EVAL_FILE, image_file_name, write_split
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "category": ("category", "category_naming"),

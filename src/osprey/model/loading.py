@@ -1,4 +1,5 @@
-"""Load a model and its tokenizer from a preset name or a checkpoint folder."""
+"""Load a model and its tokenizer from a preset name or a checkpoint folder: the one loader that
+training, evaluation, inference and serving share."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from pathlib import Path
 
 import torch
 
-from osprey.config import PRESETS, OspreyConfig, get_preset
+from osprey.config import PRESETS, get_preset
 from osprey.model.cpu_layout import use_column_major_linears
+from osprey.model.language_model import tokenizer_for
 from osprey.model.osprey import OspreyModel, build_model
-from osprey.text.tokenizer import TOKENIZER_FILES, TextTokenizer, load_tokenizer
+from osprey.model.weights import from_pretrained
+from osprey.text.tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -25,24 +28,6 @@ def bundled_available() -> bool:
 def default_model_spec() -> str:
     """``"bundled"`` when the trained osprey-small is installed, else the random ``"tiny"`` preset."""
     return "bundled" if bundled_available() else "tiny"
-
-
-def tokenizer_for(config: OspreyConfig, folder: str | Path | None = None) -> TextTokenizer:
-    """``"llama2"`` (bundled), a path, or ``"model"``: the LLM's own tokenizer (GGUF / HF folder,
-    or the tokenizer saved beside the weights in the model ``folder``)."""
-    spec = config.language_model.tokenizer
-    if spec != "model":
-        return load_tokenizer(spec)
-    if folder is not None and any((Path(folder) / name).is_file() for name in TOKENIZER_FILES):
-        return load_tokenizer(folder)
-    llm = config.language_model
-    if llm.source == "gguf":
-        from osprey.model.language_model import gguf_tokenizer_folder
-
-        return load_tokenizer(gguf_tokenizer_folder(llm))
-    if llm.source == "pretrained" and llm.path:
-        return load_tokenizer(llm.path)
-    raise ValueError(f"tokenizer 'model' needs a gguf or pretrained language model, not source={llm.source!r}")
 
 
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
@@ -114,11 +99,9 @@ def load_model(spec: str | Path, *, dtype: str | torch.dtype | None = None, seed
         torch.manual_seed(seed)
         config = get_preset(spec)
         model = _for_inference(build_model(config).to(device), for_inference)
-        return _precision(model, dtype, for_inference), tokenizer_for(config), True
-    from osprey.model.weights import from_pretrained
-
+        return _precision(model, dtype, for_inference), tokenizer_for(config.language_model), True
     model = _for_inference(from_pretrained(spec, dtype=dtype, merge_adapters=merge_adapters).to(device), for_inference)
-    return _precision(model, dtype, for_inference), tokenizer_for(model.config, folder=spec), False
+    return _precision(model, dtype, for_inference), tokenizer_for(model.config.language_model, folder=spec), False
 
 
 def _precision(model: OspreyModel, dtype: torch.dtype | None, inference: bool) -> OspreyModel:

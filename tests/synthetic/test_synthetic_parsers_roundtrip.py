@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from osprey.data.synthetic import build_records
-from osprey.data.synthetic.writer import OSPREY_FILES, annotation_id
+from osprey.synthetic import build_records
+from osprey.synthetic.writer import OSPREY_FILES, annotation_id
 
 parsers = pytest.importorskip("osprey.data.parsers")
 

@@ -82,7 +82,7 @@ def _template_pattern(template: str) -> str:
 
 def select_questions(records: Iterable[Mapping[str, Any]], templates: Iterable[str]) -> list[dict[str, Any]]:
     """Records with only the question/answer pairs whose question is one of ``templates`` (region
-    slots written ``{0}``, ``{1}``, as in :mod:`osprey.data.synthetic.templates`); a record left with
+    slots written ``{0}``, ``{1}``, as in :mod:`osprey.synthetic.templates`); a record left with
     no pair is dropped. Regions, their order and the answers are unchanged."""
     patterns = [_template_pattern(t) for t in templates]
     if not patterns:

@@ -1,4 +1,5 @@
-"""The one place where region masks are decoded, encoded and resized.
+"""The one place where region masks are decoded, encoded, checked and resized: a primitive beside
+:mod:`osprey.image`, shared by training data, inference, serving and evaluation.
 
 Annotations arrive as COCO polygons (a list of ``[x1, y1, x2, y2, ...]`` lists), compressed RLE
 (``counts`` a str/bytes), uncompressed RLE (``counts`` a list of run lengths), boxes ``[x, y, w, h]``,
@@ -26,14 +27,17 @@ import torch.nn.functional as F
 from PIL import Image
 from pycocotools import mask as coco_mask
 
-from osprey.data.errors import MaskError
-
 MaskKind = Literal["polygon", "rle", "uncompressed_rle", "box", "png", "array"]
 MASK_KINDS: tuple[str, ...] = ("polygon", "rle", "uncompressed_rle", "box", "png", "array")
 
 # Polygon and box coordinates may overshoot the image by this many pixels: annotation tools put
 # vertices on the outer pixel edge (x == width) and sometimes a rounding step beyond it.
 COORD_TOLERANCE = 2.0
+
+
+class MaskError(ValueError):
+    """A segmentation (polygon, RLE, box, PNG, array) or prompt (box, points) that cannot be used at
+    the given image size; the message names the bad value and what was expected."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -110,17 +114,79 @@ def _check_inside(what: str, x0: float, x1: float, y0: float, y1: float, height:
         )
 
 
-def _check_box(box: Any, height: int, width: int) -> None:
+def check_box(box: Any, *, layout: Literal["xyxy", "xywh"] = "xyxy") -> tuple[float, float, float, float]:
+    """The one box check: 4 finite numbers with a positive extent, as ``(x0, y0, x1, y1)``.
+
+    ``layout`` says how ``box`` is written: ``"xyxy"`` (``[x0, y0, x1, y1]``: prompts, the API, the
+    CLI) or ``"xywh"`` (COCO's ``[x, y, w, h]``: annotation files).
+    """
+    names = "[x0, y0, x1, y1]" if layout == "xyxy" else "[x, y, w, h]"
     if (
         not isinstance(box, list | tuple)
         or len(box) != 4
         or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in box)
     ):
-        raise MaskError(f"box {_short(box)}; expected [x, y, w, h] as 4 finite numbers")
-    x, y, w, h = box
-    if w <= 0 or h <= 0:
-        raise MaskError(f"box {list(box)} has width {w:g} and height {h:g}; expected both > 0")
-    _check_inside(f"box {list(box)}", x, x + w, y, y + h, height, width)
+        raise MaskError(f"box {_short(box)}; expected {names} as 4 finite numbers")
+    if layout == "xywh":
+        x, y, w, h = (float(v) for v in box)
+        if w <= 0 or h <= 0:
+            raise MaskError(f"box {list(box)} has width {w:g} and height {h:g}; expected both > 0")
+        return x, y, x + w, y + h
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if x1 <= x0 or y1 <= y0:
+        raise MaskError(f"box {list(box)} is empty; expected x1 > x0 and y1 > y0 ([x0, y0, x1, y1])")
+    return x0, y0, x1, y1
+
+
+def box_pixels(box: Any, height: int, width: int) -> tuple[int, int, int, int]:
+    """An ``[x0, y0, x1, y1]`` box clipped to the image as whole pixels; an error when no pixel is left."""
+    x0, y0, x1, y1 = check_box(box)
+    cx0, cx1 = max(0, math.floor(x0)), min(width, math.ceil(x1))
+    cy0, cy1 = max(0, math.floor(y0)), min(height, math.ceil(y1))
+    if cx1 <= cx0 or cy1 <= cy0:
+        raise MaskError(f"box {list(box)!r} covers no pixel of the {width}x{height} image; "
+                        "expected x0 < x1 and y0 < y1 inside the image")
+    return cx0, cy0, cx1, cy1
+
+
+def box_mask(box: Any, height: int, width: int) -> np.ndarray:
+    """The filled rectangle ``[x0, y0, x1, y1]`` (clipped to the image) as a ``(height, width)`` bool mask."""
+    x0, y0, x1, y1 = box_pixels(box, height, width)
+    mask = np.zeros((height, width), dtype=bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def check_points(points: Any, labels: Any, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The one point-prompt check: ``(N, 2)`` float ``[x, y]`` pixels inside the image and ``(N,)``
+    int labels (1 = inside, 0 = outside; None: all 1), at least one positive."""
+    if (not isinstance(points, list | tuple | np.ndarray) or len(points) == 0
+            or not all(isinstance(p, list | tuple | np.ndarray) and len(p) == 2 for p in points)):
+        raise MaskError(f"points {_short(points)}: expected a non-empty list of [x, y]")
+    try:
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    except (TypeError, ValueError):
+        raise MaskError(f"points {_short(points)}: expected [x, y] pairs of numbers") from None
+    if not np.isfinite(pts).all():
+        raise MaskError(f"points {_short(pts.tolist())}: expected finite coordinates")
+    for x, y in pts.tolist():
+        if not (0 <= x < width and 0 <= y < height):
+            raise MaskError(f"point ({x:g}, {y:g}) lies outside the {width}x{height} image; "
+                            f"expected 0 <= x < {width}, 0 <= y < {height}")
+    try:
+        labs = np.ones(len(pts), dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        labs = None
+    if labs is None or labs.shape != (len(pts),) or not set(labs.tolist()) <= {0, 1}:
+        raise MaskError(f"labels {_short(labels)}: expected one 0/1 per point ({len(pts)} points)")
+    if not (labs == 1).any():
+        raise MaskError("labels are all 0 (outside): expected at least one positive point")
+    return pts, labs
+
+
+def _check_box(box: Any, height: int, width: int) -> None:
+    x0, y0, x1, y1 = check_box(box, layout="xywh")
+    _check_inside(f"box {list(box)}", x0, x1, y0, y1, height, width)
 
 
 def _check_rle(rle: Any, height: int, width: int) -> None:
@@ -282,6 +348,22 @@ def encode_rle(mask: np.ndarray) -> dict:
     return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
+def encode_instances(masks: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+    """COCO instance fields of (H, W) bool masks of one image, encoded in one pycocotools call:
+    ``{"segmentation": compressed RLE (counts as str), "bbox": [x, y, w, h] floats, "area": int}``."""
+    stack = np.empty((*masks[0].shape, len(masks)), dtype=np.uint8, order="F")  # (H, W, N), as pycocotools wants
+    for i, mask in enumerate(masks):
+        stack[:, :, i] = mask
+    rles = coco_mask.encode(stack)
+    boxes = coco_mask.toBbox(rles)
+    areas = coco_mask.area(rles)
+    out = []
+    for rle, box, area in zip(rles, boxes, areas, strict=True):
+        segmentation = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+        out.append({"segmentation": segmentation, "bbox": [float(v) for v in box], "area": int(area)})
+    return out
+
+
 def xywh_to_xyxy(box: Sequence[float]) -> list[float]:
     """``[x, y, w, h]`` (COCO) to ``[x1, y1, x2, y2]``."""
     x, y, w, h = box
@@ -309,6 +391,41 @@ def mask_centroid(mask: np.ndarray) -> tuple[float, float] | None:
     if xs.size == 0:
         return None
     return float(xs.mean()), float(ys.mean())
+
+
+def pick(masks: Sequence[np.ndarray], x: float, y: float) -> int | None:
+    """Index of the smallest mask containing pixel ``(x, y)`` (the official demo's rule), else None."""
+    best, best_area = None, None
+    xi, yi = int(x), int(y)
+    for index, mask in enumerate(masks):
+        if 0 <= yi < mask.shape[0] and 0 <= xi < mask.shape[1] and mask[yi, xi]:
+            area = int(mask.sum())
+            if best_area is None or area < best_area:
+                best, best_area = index, area
+    return best
+
+
+def sort_by_area(masks: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Largest first, as the official demo draws "segment everything" results."""
+    return sorted((np.asarray(m, dtype=bool) for m in masks), key=lambda m: -int(m.sum()))
+
+
+def mask_nms(masks: Sequence[np.ndarray], scores: Sequence[float], iou_threshold: float = 0.7) -> list[int]:
+    """Greedy non-maximum suppression on mask IoU (highest score first); kept indices.
+
+    Our own, on masks rather than boxes: ``torchvision.ops.nms`` does not run beside the CPU torch.
+    """
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    flat = [np.asarray(m, dtype=bool).ravel() for m in masks]
+    areas = [int(f.sum()) for f in flat]
+    kept: list[int] = []
+    for i in order.tolist():
+        if areas[i] == 0:
+            continue
+        overlaps = [int(np.logical_and(flat[i], flat[k]).sum()) for k in kept]
+        if all(o / (areas[i] + areas[k] - o) <= iou_threshold for o, k in zip(overlaps, kept, strict=True)):
+            kept.append(i)
+    return kept
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from osprey.data.synthetic import WorldConfig, generate_scene, render
-from osprey.data.synthetic.raster import rasterise_parts
-from osprey.data.synthetic.vocabulary import CATEGORIES
+from osprey.synthetic import WorldConfig, generate_scene, render
+from osprey.synthetic.raster import rasterise_parts
+from osprey.synthetic.vocabulary import CATEGORIES
 
 
 def _footprint(obj, size: int) -> np.ndarray:
@@ -132,7 +132,7 @@ def test_scenes_do_not_depend_on_the_process():
     """String hashing is salted per process; the layout stream must not depend on it."""
     code = (
         "import osprey, hashlib\n"
-        "from osprey.data.synthetic import generate_scene\n"
+        "from osprey.synthetic import generate_scene\n"
         "print(hashlib.sha256(b''.join(generate_scene(s).image.tobytes() for s in range(5))).hexdigest())\n"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -9,20 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from osprey.data.synthetic.world import generate_scene
 from osprey.inference.providers import (
     SAM2_CONFIGS,
     GrabCutProvider,
     ProviderError,
     Sam2Provider,
     SamProvider,
-    _PromptedProvider,
-    box_mask,
     build_provider,
-    mask_nms,
-    pick,
-    sort_by_area,
 )
+from osprey.inference.providers.sam import _PromptedProvider
+from osprey.masks import box_mask, mask_nms, pick, sort_by_area
+from osprey.synthetic.world import generate_scene
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,4 +1,6 @@
-"""Overlay pictures: region masks drawn translucent over the image, numbered at their centroids."""
+"""Region colours and overlay pictures: masks drawn translucent over the image, numbered at their
+centroids. :data:`PALETTE` is the one palette of the project: the overlay PNGs, ``osprey data show``
+and the web demo (``serve/ui.py`` writes it into the page) give region k the same colour."""
 
 from __future__ import annotations
 
@@ -8,11 +10,24 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from osprey.data.show import region_color
+PALETTE = (  # tab10, distinct on photos
+    (0.12, 0.47, 0.71), (1.00, 0.50, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.40, 0.74),
+    (0.55, 0.34, 0.29), (0.89, 0.47, 0.76), (0.50, 0.50, 0.50), (0.74, 0.74, 0.13), (0.09, 0.75, 0.81),
+)  # fmt: skip
+
+
+def region_color(k: int) -> tuple[float, float, float]:
+    """Colour of region ``k`` (1-based) as RGB in [0, 1], shared by its overlay, label and tags in the text."""
+    return PALETTE[(k - 1) % len(PALETTE)]
+
+
+def region_hex(k: int) -> str:
+    """Colour of region ``k`` (1-based) as ``#rrggbb`` (the web demo's swatches and outlines)."""
+    return "#" + "".join(f"{round(c * 255):02x}" for c in region_color(k))
 
 
 def _rgb(index: int) -> np.ndarray:
-    """Region ``index`` (0-based) in the colour ``osprey data show`` gives it."""
+    """Region ``index`` (0-based) in its :func:`region_color`, 0-255."""
     return np.array(region_color(index + 1), dtype=np.float32) * 255
 
 

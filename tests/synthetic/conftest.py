@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 import osprey  # noqa: F401  (installs the torchvision shim before anything else is imported)
-from osprey.data.synthetic import Scene, WorldConfig, generate_scene, train_seeds, write_split
-from osprey.data.synthetic.writer import SplitManifest
+from osprey.synthetic import Scene, WorldConfig, generate_scene, train_seeds, write_split
+from osprey.synthetic.writer import SplitManifest
 
 SCENE_SEEDS = range(40)
 SPLIT_SEEDS = train_seeds(12, start=100)

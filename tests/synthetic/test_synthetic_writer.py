@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-import osprey.data.synthetic as synth
-from osprey.data.synthetic import (
+import osprey.synthetic as synth
+from osprey.synthetic import (
     OSPREY_FILES,
     WorldConfig,
     build_records,
@@ -24,8 +24,8 @@ from osprey.data.synthetic import (
     train_seeds,
     write_split,
 )
-from osprey.data.synthetic.cli import add_synthetic_subcommand, main
-from osprey.data.synthetic.seeds import TEST_SEED_OFFSET, check_split_seeds
+from osprey.synthetic.cli import add_synthetic_subcommand, main
+from osprey.synthetic.seeds import TEST_SEED_OFFSET, check_split_seeds
 
 REGION_RE = re.compile(r"<region(\d+)>")
 
@@ -241,9 +241,9 @@ def test_region_captions_are_vg_layout_and_name_what_the_region_shows(written_sp
     import random
 
     from osprey.data.parsers import get_parser
-    from osprey.data.synthetic.facts import part_answerable
-    from osprey.data.synthetic.vocabulary import CATEGORIES
-    from osprey.data.synthetic.writer import annotation_id, part_id
+    from osprey.synthetic.facts import part_answerable
+    from osprey.synthetic.vocabulary import CATEGORIES
+    from osprey.synthetic.writer import annotation_id, part_id
 
     manifest, scenes = written_split
     root = Path(manifest.out_dir)

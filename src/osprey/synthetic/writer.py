@@ -32,10 +32,10 @@ from typing import IO, Any
 
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 
-from osprey.data.synthetic.facts import part_answerable
-from osprey.data.synthetic.questions import (
+from osprey.masks import encode_instances
+from osprey.synthetic.facts import part_answerable
+from osprey.synthetic.questions import (
     ALL_SUBSETS,
     SubsetRecord,
     build_records,
@@ -43,9 +43,9 @@ from osprey.data.synthetic.questions import (
     part_caption,
     region_caption,
 )
-from osprey.data.synthetic.seeds import check_split_seeds, test_seeds, train_seeds
-from osprey.data.synthetic.vocabulary import CATEGORIES, COLOUR_NAMES, SIZE_NAMES, TEXTURES, category_id
-from osprey.data.synthetic.world import Scene, WorldConfig, generate_scene
+from osprey.synthetic.seeds import check_split_seeds, test_seeds, train_seeds
+from osprey.synthetic.vocabulary import CATEGORIES, COLOUR_NAMES, SIZE_NAMES, TEXTURES, category_id
+from osprey.synthetic.world import Scene, WorldConfig, generate_scene
 
 __all__ = [
     "ALL_SUBSETS",
@@ -137,23 +137,6 @@ def _dumps(item: Any) -> str:
     return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
 
 
-def _encode_masks(masks: list[np.ndarray]) -> list[dict[str, Any]]:
-    """COCO compressed RLE (``counts`` as str) with bbox and area, for a list of (H, W) bool masks."""
-    stack = np.empty(
-        (*masks[0].shape, len(masks)), dtype=np.uint8, order="F"
-    )  # (H, W, N), as pycocotools wants
-    for i, mask in enumerate(masks):
-        stack[:, :, i] = mask
-    rles = mask_utils.encode(stack)
-    boxes = mask_utils.toBbox(rles)
-    areas = mask_utils.area(rles)
-    out = []
-    for rle, box, area in zip(rles, boxes, areas):
-        segmentation = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-        out.append({"segmentation": segmentation, "bbox": [float(v) for v in box], "area": int(area)})
-    return out
-
-
 class _SceneEncoding:
     """The COCO/Osprey region dicts of one scene, encoded once and shared by every file."""
 
@@ -167,7 +150,7 @@ class _SceneEncoding:
             for part in obj.visible_parts:
                 masks.append(part.mask)
                 keys.append((obj.id, part.name))
-        self.encoded = dict(zip(keys, _encode_masks(masks)))
+        self.encoded = dict(zip(keys, encode_instances(masks)))
 
     def region_id(self, object_id: int, part: str | None) -> int:
         if part is None:
@@ -286,7 +269,7 @@ def _eval_lines(encoding: _SceneEncoding, records: dict[str, SubsetRecord]) -> l
 def _coco_header(config: WorldConfig, split: str) -> dict[str, Any]:
     return {
         "info": {
-            "description": "Osprey synthetic world (osprey.data.synthetic)",
+            "description": "Osprey synthetic world (osprey.synthetic)",
             "split": split,
             "config": dataclasses.asdict(config),
         },

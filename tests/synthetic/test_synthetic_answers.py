@@ -7,8 +7,8 @@ from collections import Counter
 
 import numpy as np
 
-from osprey.data.synthetic import build_records, eval_items
-from osprey.data.synthetic.vocabulary import CATEGORIES, COLOURS, MARKING_DARKNESS, SIZES
+from osprey.synthetic import build_records, eval_items
+from osprey.synthetic.vocabulary import CATEGORIES, COLOURS, MARKING_DARKNESS, SIZES
 
 _NAMES = list(COLOURS)
 # Each palette colour and its darker marking shade; a pixel is classified by the nearest of the 16.

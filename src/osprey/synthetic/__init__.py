@@ -6,7 +6,7 @@ per-subset JSON files and a held-out benchmark (``eval_questions.jsonl``). Train
 from disjoint ranges (``train_seeds`` / ``test_seeds``).
 """
 
-from osprey.data.synthetic.questions import (
+from osprey.synthetic.questions import (
     ALL_SUBSETS,
     QAItem,
     RegionRef,
@@ -14,9 +14,9 @@ from osprey.data.synthetic.questions import (
     build_records,
     eval_items,
 )
-from osprey.data.synthetic.seeds import held_out_seed, split_of_seed, test_seeds, train_seeds
-from osprey.data.synthetic.world import Scene, SceneObject, ScenePart, WorldConfig, generate_scene, render
-from osprey.data.synthetic.writer import OSPREY_FILES, SplitManifest, write_split
+from osprey.synthetic.seeds import held_out_seed, split_of_seed, test_seeds, train_seeds
+from osprey.synthetic.world import Scene, SceneObject, ScenePart, WorldConfig, generate_scene, render
+from osprey.synthetic.writer import OSPREY_FILES, SplitManifest, write_split
 
 __all__ = [
     "ALL_SUBSETS",

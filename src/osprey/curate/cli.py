@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from osprey.data.curate.prompts import TASKS
+from osprey.curate.prompts import TASKS
 from osprey.data.errors import SourceError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -27,6 +27,11 @@ def add_curate_subcommands(commands: argparse._SubParsersAction) -> None:
     _add_curate(commands)
     _add_part_level(commands)
     _add_pos_neg(commands)
+
+
+def register(data_commands: argparse._SubParsersAction) -> None:
+    """Hook for ``osprey.cli``: ``osprey data curate``, ``part-level`` and ``pos-neg``."""
+    add_curate_subcommands(data_commands)
 
 
 def _add_curate(commands: argparse._SubParsersAction) -> None:
@@ -164,8 +169,8 @@ def _missing_files(**files: Path | list[Path] | None) -> str | None:
 
 
 def run_curate(args: argparse.Namespace) -> int:
-    from osprey.data.curate.context import build_contexts, load_captions, load_instances, load_refs
-    from osprey.data.curate.pipeline import run_curation
+    from osprey.curate.context import build_contexts, load_captions, load_instances, load_refs
+    from osprey.curate.pipeline import run_curation
 
     if (
         problem := _missing_files(instances=args.instances, refs=args.refs, captions=args.captions)
@@ -223,7 +228,7 @@ def _backend(args: argparse.Namespace) -> Any:
 
 
 def run_part_level(args: argparse.Namespace) -> int:
-    from osprey.data.curate.part_level import part_level_records
+    from osprey.curate.part_level import part_level_records
     from osprey.data.parsers.base import load_json
 
     if (problem := _missing_files(paco=args.paco)) is not None:
@@ -236,7 +241,7 @@ def run_part_level(args: argparse.Namespace) -> int:
 
 
 def run_pos_neg(args: argparse.Namespace) -> int:
-    from osprey.data.curate.positive_negative import (
+    from osprey.curate.positive_negative import (
         load_minilm_embedder,
         positive_negative_records,
         sampler_for,

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from osprey.data.errors import SourceError
-from osprey.data.masks import xywh_to_xyxy
 from osprey.data.parsers.base import load_json
+from osprey.masks import xywh_to_xyxy
 
 MATCH_IOU = 0.9  # a referred object's box and a COCO instance's box this close are the same object
 

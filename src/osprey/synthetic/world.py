@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from osprey.data.synthetic.raster import ObjectSpec, rasterise_parts, texture_marks, texture_period
-from osprey.data.synthetic.vocabulary import (
+from osprey.synthetic.raster import ObjectSpec, rasterise_parts, texture_marks, texture_period
+from osprey.synthetic.vocabulary import (
     CATEGORIES,
     CATEGORY_NAMES,
     COLOUR_NAMES,

@@ -1,4 +1,4 @@
-"""Region-focused records (osprey.data.curate.focus) on the synthetic world's official files."""
+"""Region-focused records (osprey.curate.focus) on the synthetic world's official files."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from osprey.curate.focus import focus_file, focus_records
 from osprey.data import parsers
-from osprey.data.curate.focus import focus_file, focus_records
-from osprey.data.synthetic import build_records
-from osprey.data.synthetic.writer import OSPREY_FILES
+from osprey.synthetic import build_records
+from osprey.synthetic.writer import OSPREY_FILES
 
 
 @pytest.mark.parametrize("subset", ["short_form", "part_level"])
@@ -80,8 +80,8 @@ def test_focus_refuses_a_question_about_a_missing_region():
 
 
 def test_select_questions_keeps_only_the_named_question_types(written_split, tmp_path):
-    from osprey.data.curate.focus import select_file, select_questions
-    from osprey.data.synthetic.templates import SHORT_FORM
+    from osprey.curate.focus import select_file, select_questions
+    from osprey.synthetic.templates import SHORT_FORM
 
     manifest, _ = written_split
     focused = focus_records(json.loads((Path(manifest.out_dir) / manifest.files["short_form"]).read_text()))

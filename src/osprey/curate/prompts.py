@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from osprey.data.curate.context import ImageContext, Region
+from osprey.curate.context import ImageContext, Region
 
 TASKS: tuple[str, ...] = ("description", "conversation", "short_form")
 OUTPUT_FILES = {

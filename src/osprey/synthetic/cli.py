@@ -1,6 +1,6 @@
 """Command line: ``osprey data synth OUT_DIR --images N --seed S [--split train|test] [--size 256]``.
 
-Also runnable alone as ``python -m osprey.data.synthetic.cli OUT_DIR ...``. ``--seed S`` starts the run of
+Also runnable alone as ``python -m osprey.synthetic.cli OUT_DIR ...``. ``--seed S`` starts the run of
 seeds inside the chosen split's range (train: S, S+1, ...; test: 10**9 + S, ...), so a training and a
 test split can never share a scene whatever seeds are passed.
 """
@@ -12,10 +12,10 @@ import json
 import sys
 from collections.abc import Sequence
 
-from osprey.data.synthetic.questions import ALL_SUBSETS
-from osprey.data.synthetic.seeds import test_seeds, train_seeds
-from osprey.data.synthetic.world import WorldConfig
-from osprey.data.synthetic.writer import write_split
+from osprey.synthetic.questions import ALL_SUBSETS
+from osprey.synthetic.seeds import test_seeds, train_seeds
+from osprey.synthetic.world import WorldConfig
+from osprey.synthetic.writer import write_split
 
 __all__ = ["add_synthetic_subcommand", "main", "run_synth"]
 
@@ -71,9 +71,14 @@ def add_synthetic_subcommand(subparsers: argparse._SubParsersAction) -> argparse
     return parser
 
 
+def register(data_commands: argparse._SubParsersAction) -> None:
+    """Hook for ``osprey.cli``: ``osprey data synth``."""
+    add_synthetic_subcommand(data_commands)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m osprey.data.synthetic.cli", description="Generate a split of the synthetic world."
+        prog="python -m osprey.synthetic.cli", description="Generate a split of the synthetic world."
     )
     _add_arguments(parser)
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from osprey.data.synthetic.vocabulary import CATEGORIES, Primitive
+from osprey.synthetic.vocabulary import CATEGORIES, Primitive
 
 __all__ = ["ObjectSpec", "rasterise_parts", "texture_marks", "texture_period"]
 

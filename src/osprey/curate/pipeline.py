@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from osprey.chat_client import ChatClientError, cache_key
-from osprey.data.curate.context import ImageContext
-from osprey.data.curate.prompts import (
+from osprey.curate.context import ImageContext
+from osprey.curate.prompts import (
     OUTPUT_FILES,
     PARSER_NAMES,
     SHORT_ANSWER_MAX_WORDS,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from osprey.data.curate.common import (
+from osprey.curate.common import (
     GeneratorResult,
     Skipped,
     check_with_parser,

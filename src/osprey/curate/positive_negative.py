@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from osprey.data.curate.common import (
+from osprey.curate.common import (
     GeneratorResult,
     Skipped,
     check_with_parser,

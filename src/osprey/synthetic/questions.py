@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from osprey.data.synthetic import facts, templates
-from osprey.data.synthetic.vocabulary import CATEGORIES, confusable_categories
-from osprey.data.synthetic.world import Scene, SceneObject, ScenePart
+from osprey.synthetic import facts, templates
+from osprey.synthetic.vocabulary import CATEGORIES, confusable_categories
+from osprey.synthetic.world import Scene, SceneObject, ScenePart
 
 __all__ = [
     "ALL_SUBSETS",

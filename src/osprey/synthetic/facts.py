@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from osprey.data.synthetic.vocabulary import SIZES
-from osprey.data.synthetic.world import Scene, SceneObject, ScenePart
+from osprey.synthetic.vocabulary import SIZES
+from osprey.synthetic.world import Scene, SceneObject, ScenePart
 
 __all__ = [
     "LARGER_RATIO",
