@@ -24,17 +24,18 @@ ALLOWED: dict[str, set[str]] = {
     "masks": set(),
     "overlay": set(),
     "golden": set(),
+    "flags": set(),
     "synthetic": {"masks"},
     "model": {"config", "text"},
     "chat_client": {"config", "model"},
     "data": PRIMITIVES,
     "curate": PRIMITIVES | {"data", "chat_client"},
     "train": PRIMITIVES | {"model", "data"},
-    "inference": PRIMITIVES | {"model"},
-    "eval": PRIMITIVES | {"model", "data", "synthetic", "chat_client", "inference"},
-    "serve": PRIMITIVES | {"model", "inference"},
+    "inference": PRIMITIVES | {"flags", "model"},
+    "eval": PRIMITIVES | {"flags", "model", "data", "synthetic", "chat_client", "inference"},
+    "serve": PRIMITIVES | {"flags", "model", "inference"},
     "parity": {"config", "text", "image", "model", "golden"},
-    "cli": {"model", "parity", "data", "synthetic", "curate", "train", "eval", "inference", "serve"},
+    "cli": {"flags", "model", "parity", "data", "synthetic", "curate", "train", "eval", "inference", "serve"},
 }
 # The root package is the front door: its lazy ``__getattr__`` may import any unit (so it is left
 # out of the cycle check; nothing runs those imports at ``import osprey``).

@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from osprey.flags import add_model_flags
+
 TASK_NAMES = ("lvis", "paco", "refcocog", "cityscapes", "ade20k", "pope", "description",
               "ferret_refer_desc", "ferret_refer_reason", "synthetic")
 # Judge tasks: which rule the judge gets (Osprey's Ferret files label every question "description").
@@ -21,13 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="run a benchmark (LVIS/PACO, RefCOCOg, OV-seg, POPE, judged, synthetic)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task", choices=TASK_NAMES)
-    p.add_argument("--model", default=None,
-                   help="'bundled' (default when installed), a model folder, or a preset name (random init)")
-    p.add_argument("--device", default="auto",
-                   help="where the model runs: auto (a CUDA GPU when there is one, else cpu), cpu, cuda, cuda:N")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                   help="the model's precision (auto: as its weights are stored; float16 on a GPU only); the "
-                   "mask extractor always runs in float32")
+    add_model_flags(p)
     p.add_argument("--data", type=Path, help="annotation file (questions file for judge tasks)")
     p.add_argument("--images", default=None,
                    help="image folder; for `synthetic` the number of images to generate (default 20)")

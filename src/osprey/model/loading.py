@@ -49,7 +49,7 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     return device
 
 
-PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}  # + "auto": osprey.flags
 
 
 def resolve_precision(spec: str | torch.dtype | None, device: torch.device) -> torch.dtype | None:

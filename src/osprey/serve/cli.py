@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from osprey.flags import add_model_flags
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
 
 
@@ -24,17 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None,
-                   help="'bundled' (the trained osprey-small; the default when installed), a model folder, "
-                   "or a preset name such as tiny (random init)")
-    p.add_argument("--device", default="auto",
-                   help="where the model (and SAM) run: auto (a CUDA GPU when there is one, else cpu), cpu, cuda, "
-                   "cuda:N")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
-                   help="the model's precision; auto (default): as its weights are stored (float32 for presets "
-                   "and the bundled model, bfloat16 for a released Osprey-7B); bfloat16 halves float32's memory "
-                   "and is faster on GPUs and on CPUs with AVX-512 BF16; float16 on a GPU only. The mask "
-                   "extractor always runs in float32, as in the official model")
+    add_model_flags(p)
     p.add_argument("--sam", type=Path, default=None, metavar="CKPT",
                    help="local SAM / MobileSAM / SAM 2 checkpoint for --point/--box/--everything "
                    "(default: the weight-free GrabCut provider); nothing is downloaded")

@@ -1,0 +1,23 @@
+"""Command-line flags shared by every command that loads a model (``describe``, ``chat``, ``serve``,
+``eval``): one spelling, one help text. argparse only, so registering them loads no torch."""
+
+from __future__ import annotations
+
+import argparse
+
+PRECISION_CHOICES = ("auto", "float32", "bfloat16", "float16")  # the names of model.loading.PRECISIONS + auto
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--device`` and ``--dtype``, read by :func:`osprey.model.loading.load_model`."""
+    parser.add_argument("--model", default=None,
+                        help="'bundled' (the trained osprey-small; the default when installed), a model folder "
+                        "(official or ours), or a preset name such as tiny (random init)")
+    parser.add_argument("--device", default="auto",
+                        help="where the model (and SAM) run: auto (a CUDA GPU when there is one, else cpu), cpu, "
+                        "cuda, cuda:N")
+    parser.add_argument("--dtype", default="auto", choices=PRECISION_CHOICES,
+                        help="the model's precision; auto (default): as its weights are stored (float32 for presets "
+                        "and the bundled model, bfloat16 for a released Osprey-7B); bfloat16 halves float32's "
+                        "memory and is faster on GPUs and on CPUs with AVX-512 BF16; float16 on a GPU only. The "
+                        "mask extractor always runs in float32, as in the official model")
