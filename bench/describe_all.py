@@ -70,7 +70,7 @@ def official_describe(model: OspreyModel, tokenizer: TextTokenizer, predictor: R
                       masks: np.ndarray, question: str, steps: int) -> list[str]:
     """One region at a time, everything recomputed per region, greedy with a KV cache at batch 1."""
     vision = model.config.vision
-    device = predictor._device
+    device = predictor.device
     embedding = model.language_model.get_input_embeddings()
     answers = []
     for mask in masks:

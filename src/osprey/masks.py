@@ -385,6 +385,12 @@ def mask_box(mask: np.ndarray) -> list[int] | None:
     return [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1]
 
 
+def mask_record(index: int, mask: np.ndarray) -> dict[str, Any]:
+    """A mask as JSON (the server's answers and ``osprey describe``'s answers.json): 1-based region
+    number, COCO RLE, area and ``[x, y, w, h]`` box."""
+    return {"region": index + 1, "rle": encode_rle(mask), "area": int(mask.sum()), "box": mask_box(mask)}
+
+
 def mask_centroid(mask: np.ndarray) -> tuple[float, float] | None:
     """``(x, y)`` mean of the pixels inside ``mask``; ``None`` for an empty mask."""
     ys, xs = np.nonzero(mask)

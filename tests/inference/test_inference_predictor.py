@@ -134,6 +134,59 @@ def test_streamed_pieces_concatenate_to_the_answers(predictor: RegionPredictor, 
     assert [streamed[i] for i in range(4)] == plain
 
 
+def test_answers_carry_usage_from_the_batch_and_the_generator(predictor: RegionPredictor, encoded, masks) -> None:
+    queries = [Query(QUESTIONS["short"], (0,)), Query("<region1>?", (3,)), Query("Compare <region1>, <region2>.", (2, 1))]
+    options = DecodingOptions(max_new_tokens=5)
+    batch = predictor.prepare(encoded, masks, queries)
+    generated = generate(predictor.model, batch.embeds, batch.attention_mask, eos_id=predictor.tokenizer.eos_id,
+                         options=options, prefix_embeds=batch.prefix_embeds)
+    answers = predictor.ask(encoded, masks, queries, options)
+    assert [a.prompt_tokens for a in answers] == batch.lengths == [predictor.prompt_length(q, masks) for q in queries]
+    assert [a.completion_tokens for a in answers] == [len(ids) for ids in generated.ids]
+    assert [a.finish_reason for a in answers] == ["stop" if f else "length" for f in generated.finished]
+    assert answers == [predictor.tokenizer.decode(ids).strip() for ids in generated.ids]
+    assert answers[0].text == answers[0] and type(answers[0].text) is str
+
+
+def test_finish_reason_is_length_at_the_cap_and_stop_at_eos(predictor: RegionPredictor, encoded, masks) -> None:
+    import copy
+
+    query = Query(QUESTIONS["short"], (0,))
+    capped = predictor.ask(encoded, masks, [query], DecodingOptions(max_new_tokens=4, stop_at_eos=False))[0]
+    assert (capped.completion_tokens, capped.finish_reason) == (4, "length")
+    batch = predictor.prepare(encoded, masks, [query])
+    ids = generate(predictor.model, batch.embeds, batch.attention_mask, eos_id=-1, prefix_embeds=batch.prefix_embeds,
+                   options=DecodingOptions(max_new_tokens=4, stop_at_eos=False)).ids[0]
+    tokenizer = copy.copy(predictor.tokenizer)
+    tokenizer.eos_id = ids[2]  # the greedy answer's third id now ends it
+    answer = RegionPredictor(predictor.model, tokenizer).ask(encoded, masks, [query], DecodingOptions(max_new_tokens=4))[0]
+    assert (answer.completion_tokens, answer.finish_reason) == (ids.index(ids[2]), "stop")
+
+
+def test_cancel_stops_a_non_streamed_ask_without_the_streaming_path(predictor: RegionPredictor, encoded, masks,
+                                                                     monkeypatch) -> None:
+    import itertools
+
+    import osprey.inference.predictor as module
+
+    queries = [Query(QUESTIONS["short"], (i,)) for i in range(2)]
+    options = DecodingOptions(max_new_tokens=8, stop_at_eos=False)
+    full = predictor.ask(encoded, masks, queries, options)
+
+    def no_streaming(*_args):
+        raise AssertionError("a non-streamed ask must not detokenise token by token")
+
+    monkeypatch.setattr(module, "TextStream", no_streaming)
+    calls = itertools.count()
+    cut = predictor.ask(encoded, masks, queries, options, cancel=lambda: next(calls) >= 3)  # 3 steps, then stop
+    assert [a.completion_tokens for a in cut] == [3, 3] and {a.finish_reason for a in cut} == {"cancelled"}
+    assert [a.prompt_tokens for a in cut] == [a.prompt_tokens for a in full]
+    assert all(f.startswith(c) for c, f in zip(cut, full, strict=True))
+    before = predictor.ask(encoded, masks, queries, options, cancel=lambda: True)  # not even the prefill
+    assert before == ["", ""] and [a.completion_tokens for a in before] == [0, 0]
+    assert predictor.describe(encoded, masks[:1], "short", options, cancel=lambda: True)[0].finish_reason == "cancelled"
+
+
 def test_chat_stream_remembers_the_turn(predictor: RegionPredictor, encoded, masks) -> None:
     chat = predictor.chat(encoded, masks[:1], options=GREEDY)
     answer = "".join(chat.stream("What is <region1>?"))

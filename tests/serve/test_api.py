@@ -200,3 +200,40 @@ def test_examples_are_served_by_name_only(client) -> None:
     coins = client.get("/v1/examples/coins").json()
     assert coins["image"].startswith("data:image/png;base64,") and len(coins["regions"]) == 4
     assert client.get("/v1/examples/..%2Fcli").status_code == 404
+
+
+def test_chat_usage_is_what_the_generator_counted(client, tiny_service, picture) -> None:
+    from PIL import Image
+
+    from osprey.inference.predictor import Query
+    from osprey.model.generation import DecodingOptions
+    from osprey.serve.decoding import decode_regions
+    from osprey.serve.worker import Cancelled
+
+    body = client.post("/v1/chat/completions", json=chat_body(picture, regions=[{"box": [10, 10, 30, 30]}])).json()
+    image = Image.fromarray(picture)
+    masks = decode_regions([{"box": [10, 10, 30, 30]}], image, tiny_service.provider, 8)
+    answer = tiny_service.answer(image, masks, [], "What is <region1>?", DecodingOptions(max_new_tokens=4),
+                                 lambda: False)
+    assert answer == body["choices"][0]["message"]["content"]
+    assert body["usage"] == {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+                             "total_tokens": answer.prompt_tokens + answer.completion_tokens}
+    assert answer.prompt_tokens == tiny_service.predictor.prompt_length(Query("What is <region1>?", (0,)), masks)
+    assert body["choices"][0]["finish_reason"] == answer.finish_reason in ("stop", "length")
+    with pytest.raises(Cancelled):  # a cancelled generation is an error on the worker, never a short answer
+        tiny_service.describe(image, masks, "short", DecodingOptions(max_new_tokens=4), lambda: True)
+
+
+def test_openapi_bodies_come_from_the_request_dataclasses(client) -> None:
+    from dataclasses import fields
+
+    from osprey.serve.payloads import DescribeRequest
+
+    paths = client.get("/openapi.json").json()["paths"]
+    describe = paths["/v1/describe"]["post"]["requestBody"]["content"]
+    keys = {key for f in fields(DescribeRequest) for key in f.metadata["body"]}
+    assert set(describe["application/json"]["schema"]["properties"]) == keys
+    assert describe["application/json"]["schema"]["required"] == ["image", "regions"]
+    assert describe["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
+    segment = paths["/v1/segment"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert {"point", "points", "labels", "box", "everything", "pick"} <= set(segment)

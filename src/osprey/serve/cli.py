@@ -138,9 +138,9 @@ def _add_describe(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_describe(args: argparse.Namespace) -> int:
+    from osprey.masks import mask_record
     from osprey.model.generation import DecodingOptions
     from osprey.overlay import save_overlay
-    from osprey.serve.service import mask_record
 
     start = time.perf_counter()
     question = args.question or ("detailed" if args.detailed else "category" if args.category else "short")
@@ -155,7 +155,7 @@ def _run_describe(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     save_overlay(image, list(masks), args.out / "overlay.png")
     record = {"image": str(args.image), "model": str(args.model), "random_init": service.random_init,
-              "question": question, "provider": service.provider.name, "device": str(service.predictor._device),
+              "question": question, "provider": service.provider.name, "device": str(service.predictor.device),
               "dtype": service.dtype,
               "regions": [{**mask_record(i, m), "answer": a} for i, (m, a) in enumerate(zip(masks, answers, strict=True))]}
     (args.out / "answers.json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
@@ -166,7 +166,8 @@ def _run_describe(args: argparse.Namespace) -> int:
 
 
 def _check_question(text: str, regions: int) -> str:
-    from osprey.serve.payloads import BadRequest, check_text
+    from osprey.serve.http import BadRequest
+    from osprey.serve.payloads import check_text
 
     try:
         return check_text(text, regions)
@@ -189,7 +190,8 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
 
 def _run_chat(args: argparse.Namespace) -> int:
     from osprey.model.generation import DecodingOptions
-    from osprey.serve.payloads import BadRequest, check_text
+    from osprey.serve.http import BadRequest
+    from osprey.serve.payloads import check_text
 
     image, masks, service = _load(args)
     session = service.predictor.chat(service.encode(image), masks,

@@ -1,201 +1,234 @@
-"""What clients send, checked and decoded: images, region specs, question text, chat messages.
+"""What clients send, one parser per route: the JSON body in, a frozen, checked request out.
 
-Every function raises :class:`BadRequest` with a message that names the bad value and what was
-expected; the API turns it into a 4xx. Nothing here reads a file or a URL a client names: images
-and PNG masks travel as bytes (base64 or a ``data:`` URL), and a string that looks like a path or
-a URL is refused.
+    request = parse_describe(body, settings)     # DescribeRequest, or BadRequest naming the bad value
+
+Each request dataclass is also the one description of its body: every field names (in its
+metadata) the body keys it is parsed from, with their JSON schemas, and :func:`request_schema`
+builds the OpenAPI ``requestBody`` from that. Region specs stay specs here: boxes and clicks need
+the mask provider, so :func:`osprey.serve.decoding.decode_regions` turns them into masks on the
+model worker.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import itertools
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
-from osprey.inference.regions import RegionError, to_masks
+from osprey.inference.predictor import QUESTIONS, RESERVED, check_question, question_text
+from osprey.model.generation import DecodingOptions
+from osprey.serve.decoding import decode_image
+from osprey.serve.http import BadRequest
+from osprey.serve.settings import ServeSettings
 from osprey.text.conversation import Turn
 
-
-class BadRequest(ValueError):
-    """Malformed client input; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-# The official prompt syntax: a typed "<mask>" or "<pos>" would become a feature slot (and crash the
-# official code: ids 32000/32001 lie outside the embedding). "<image>" would add a second image slot.
-# We refuse them instead of guessing: regions are named <region1>, <region2>, ... in text.
-RESERVED = re.compile(r"<\s*(mask|pos|image)\s*>", re.IGNORECASE)
-REGION_REF = re.compile(r"<region(\d+)>")
-DATA_URL = re.compile(r"^data:(?P<mime>[\w.+/-]*)(?:;[\w=.-]+)*?(?P<b64>;base64)?,(?P<data>.*)$", re.DOTALL)
+REGION_SPECS = ("region specs: {'size','counts'} RLE, {'rle': ...}, {'polygons': [[x,y,...]]}, {'png': base64}, "
+                "{'box': [x0,y0,x1,y1], 'segment': bool}, {'point': [x,y]} or {'points': [[x,y],...], "
+                "'labels': [1,0,...]}")
+REGIONS = {"type": "array", "items": {}, "description": REGION_SPECS}
+IMAGE = {"type": "string", "description": "base64 image bytes or a data: URL (never a path or http URL)"}
+INTEGER, NUMBER, STRING, BOOLEAN = ({"type": t} for t in ("integer", "number", "string", "boolean"))
+POINT = {"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}
+MULTIPART = {"image": {"type": "string", "format": "binary"}, "regions": {"type": "string", "description": "JSON list"}}
 
 
-# --------------------------------------------------------------------------------------------- images
+def wire(*, required: bool = False, **keys: dict) -> dict:
+    """Field metadata: the body ``keys`` (name -> JSON schema) a request field is parsed from."""
+    return {"body": keys, "required": required}
 
 
-def _bytes_of(data: Any, what: str) -> bytes:
-    """Bytes from base64 text or a ``data:`` URL; URLs and paths are refused (never fetched or read)."""
-    if isinstance(data, bytes | bytearray):
-        return bytes(data)
-    if not isinstance(data, str) or not data:
-        raise BadRequest(f"{what} is a {type(data).__name__}; expected base64 text or a data: URL")
-    text = data.strip()
-    lowered = text[:16].lower()
-    if lowered.startswith(("http://", "https://", "file:", "ftp://", "s3://")):
-        raise BadRequest(f"{what} is a URL ({text[:40]!r}); this server never fetches URLs: send the bytes "
-                         "as base64 or a data: URL")
-    match = DATA_URL.match(text)
-    if match:
-        if not match.group("b64"):
-            raise BadRequest(f"{what} is a data: URL without ';base64'; expected data:image/png;base64,...")
-        text = match.group("data")
-    elif text.startswith(("/", "./", "../", "~")) or re.match(r"^[A-Za-z]:\\", text):
-        raise BadRequest(f"{what} looks like a file path ({text[:40]!r}); this server never reads paths a "
-                         "client names: send the bytes as base64 or a data: URL")
+def request_schema(request: type, *, multipart: bool = False) -> dict:
+    """The OpenAPI ``requestBody`` of a route, from its request dataclass's body keys."""
+    properties: dict[str, dict] = {}
+    required: list[str] = []
+    for item in fields(request):
+        keys = item.metadata.get("body", {})
+        properties.update(keys)
+        required += list(keys) if item.metadata.get("required") else []
+    schema = {"title": request.__name__, "description": " ".join((request.__doc__ or "").split()),
+              "type": "object", "properties": properties, "required": required}
+    content = {"application/json": {"schema": schema}}
+    if multipart:
+        form = {key: MULTIPART.get(key, value) for key, value in properties.items()}
+        content["multipart/form-data"] = {"schema": {**schema, "properties": form}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+# ------------------------------------------------------------------------------------ shared checks
+
+
+def decoding_options(settings: ServeSettings, max_new_tokens: Any = None, temperature: Any = None,
+                     top_p: Any = None, seed: Any = None) -> DecodingOptions:
+    """How to decode: greedy unless ``temperature > 0``; at most ``settings.max_new_tokens`` tokens."""
+    tokens = settings.default_new_tokens if max_new_tokens is None else max_new_tokens
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= settings.max_new_tokens:
+        raise BadRequest(f"max tokens {tokens!r}; expected an integer in 1..{settings.max_new_tokens}")
+    for name, value in (("temperature", temperature), ("top_p", top_p)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise BadRequest(f"{name} {value!r}; expected a number")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise BadRequest(f"seed {seed!r}; expected an integer")
+    sample = temperature is not None and temperature > 0
     try:
-        return base64.b64decode(re.sub(r"\s+", "", text), validate=True)
-    except (binascii.Error, ValueError):
-        raise BadRequest(f"{what} is not valid base64 ({text[:24]!r}...); expected base64 image bytes or a "
-                         "data: URL") from None
+        return DecodingOptions(max_new_tokens=tokens, do_sample=sample,
+                               temperature=float(temperature) if sample else 0.2,
+                               top_p=float(top_p) if top_p is not None else 1.0, seed=seed)
+    except ValueError as err:
+        raise BadRequest(str(err)) from None
 
 
-def _open(raw: bytes, what: str, max_pixels: int) -> Image.Image:
-    try:
-        image = Image.open(io.BytesIO(raw))
-        width, height = image.size  # read from the header, before any pixel is decoded
-    except (OSError, Image.DecompressionBombError, ValueError) as err:
-        raise BadRequest(f"{what}: {len(raw)} bytes that are not a readable image ({err}); expected PNG, "
-                         "JPEG, WebP or another format Pillow reads") from None
-    if width * height > max_pixels:
-        raise BadRequest(f"{what} is {width}x{height} = {width * height} pixels; at most {max_pixels} are "
-                         "allowed", status=413)
-    try:
-        image.load()
-    except (OSError, Image.DecompressionBombError, ValueError, SyntaxError) as err:
-        raise BadRequest(f"{what}: the image data is truncated or corrupt ({err})") from None
-    return image
-
-
-def decode_image(data: Any, max_pixels: int, what: str = "image") -> Image.Image:
-    """An RGB PIL image from bytes, base64 or a ``data:`` URL."""
-    return _open(_bytes_of(data, what), what, max_pixels).convert("RGB")
-
-
-def decode_mask_image(data: Any, height: int, width: int, what: str) -> np.ndarray:
-    """A ``(height, width)`` bool mask from a PNG (or any image): alpha > 0 where there is an alpha
-    channel, else any non-zero channel."""
-    image = _open(_bytes_of(data, what), what, height * width + 1)
-    if image.size != (width, height):
-        raise BadRequest(f"{what} is {image.size[0]}x{image.size[1]}; expected the image's {width}x{height}")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        return np.asarray(image.convert("RGBA"))[..., 3] > 0
-    array = np.asarray(image)
-    return (array.any(axis=-1) if array.ndim == 3 else array != 0).astype(bool)
-
-
-# -------------------------------------------------------------------------------------------- regions
-
-_PATH_KEYS = ("path", "file", "filename", "url", "uri")
-
-
-def _client_spec(index: int, spec: Any, height: int, width: int) -> Any:
-    """A client's region spec as one :func:`osprey.inference.regions.to_masks` takes, minus paths."""
-    if isinstance(spec, str):
-        raise BadRequest(f"region {index} is a string ({spec[:40]!r}); this server never reads paths: send a "
-                         "mask as {'png': <base64>}, {'size','counts'} RLE, polygons, a box or a point")
-    if not isinstance(spec, Mapping | list):
-        raise BadRequest(f"region {index} is a {type(spec).__name__}; expected an object such as {{'box': "
-                         "[x0, y0, x1, y1]}} or a polygon list")
-    if isinstance(spec, Mapping):
-        named = [k for k in _PATH_KEYS if k in spec]
-        if named:
-            raise BadRequest(f"region {index} names a {named[0]!r}; this server never reads paths or URLs a "
-                             "client names: send the mask bytes as {'png': <base64>}")
-        for key in ("png", "mask"):
-            if key in spec:
-                return decode_mask_image(spec[key], height, width, f"region {index} {key}")
-        if "rle" in spec:
-            return {**{k: v for k, v in spec.items() if k != "rle"}, "segmentation": spec["rle"]}
-    return spec
-
-
-def decode_regions(specs: Any, image: Image.Image, provider: Any, max_regions: int) -> np.ndarray:
-    """``(R, H, W)`` bool masks for ``image`` from a client's list of region specs."""
+def check_region_list(specs: Any, max_regions: int) -> tuple[Any, ...]:
+    """The client's region specs, if they are a list of at most ``max_regions``."""
     if specs is None:
-        return np.zeros((0, image.height, image.width), dtype=bool)
+        return ()
     if not isinstance(specs, list):
         raise BadRequest(f"regions is a {type(specs).__name__}; expected a list of region specs")
     if len(specs) > max_regions:
         raise BadRequest(f"{len(specs)} regions given; at most {max_regions} per request are allowed")
-    converted = [_client_spec(i, s, image.height, image.width) for i, s in enumerate(specs)]
-    try:
-        return to_masks(converted, image.height, image.width, provider=provider, image=image, max_regions=max_regions)
-    except (RegionError, ValueError, TypeError, KeyError) as err:
-        raise BadRequest(f"bad region: {err}") from None
-
-
-# ----------------------------------------------------------------------------------------------- text
+    return tuple(specs)
 
 
 def check_text(text: Any, num_regions: int, what: str = "question") -> str:
-    """The text, if it names only regions that exist and holds no reserved slot token."""
-    if not isinstance(text, str):
-        raise BadRequest(f"{what} is a {type(text).__name__}; expected a string")
-    if "\x00" in text:
-        raise BadRequest(f"{what} contains a NUL character; expected plain text")
-    reserved = RESERVED.search(text)
-    if reserved:
-        raise BadRequest(f"{what} contains {reserved.group(0)!r}: the official '<mask><pos>' and '<image>' "
-                         "slots cannot be typed; refer to regions as <region1>, <region2>, ... (the image is "
-                         "always given)")
-    for number in (int(n) for n in REGION_REF.findall(text)):
-        if not 1 <= number <= num_regions:
-            raise BadRequest(f"{what} refers to <region{number}> but {num_regions} region(s) were given; "
-                             f"expected <region1>..<region{num_regions}>" if num_regions else
-                             f"{what} refers to <region{number}> but no region was given")
-    return text
+    """The text, if it names only regions that exist and holds no reserved slot token
+    (:func:`osprey.inference.predictor.check_question`, as a 400)."""
+    try:
+        return check_question(text, num_regions, what)
+    except ValueError as err:
+        raise BadRequest(str(err)) from None
 
 
-# ---------------------------------------------------------------------------------- chat completions
+def check_turns(turns: Sequence[Turn], num_regions: int) -> None:
+    for k, turn in enumerate(turns):
+        if turn.role == "user":
+            check_text(turn.text, num_regions, f"message {k + 1}")
+        elif RESERVED.search(turn.text):
+            raise BadRequest(f"assistant message {k + 1} contains {RESERVED.search(turn.text).group(0)!r}; "
+                             "slot tokens cannot appear in text")
 
 
-@dataclass
+# ----------------------------------------------------------------------------------------- describe
+
+
+@dataclass(frozen=True)
+class DescribeRequest:
+    """``POST /v1/describe``: JSON, or a multipart form with ``image`` a file and ``regions`` a JSON
+    string. One answer per region, to the official prompt of ``mode`` or to ``question``."""
+
+    image: Image.Image = field(metadata=wire(required=True, image=IMAGE))
+    regions: tuple[Any, ...] = field(metadata=wire(required=True, regions=REGIONS))
+    mode: str | None = field(metadata=wire(mode={**STRING, "enum": list(QUESTIONS), "default": "short"}))  # None: custom
+    question: str = field(metadata=wire(question={**STRING, "description": "custom question naming <region1>"}))
+    options: DecodingOptions = field(metadata=wire(max_new_tokens=INTEGER))
+
+
+def parse_describe(body: Mapping, settings: ServeSettings) -> DescribeRequest:
+    if "image" not in body:
+        raise BadRequest("no 'image'; expected base64 image bytes, a data: URL or a multipart file")
+    mode, question = body.get("mode", "short"), body.get("question")
+    if question is not None:
+        mode, asked = None, check_text(question, 1, "question")
+    elif mode not in QUESTIONS:
+        raise BadRequest(f"mode {mode!r}; expected one of {', '.join(QUESTIONS)} (or give a 'question')")
+    else:
+        asked = mode
+    try:
+        prompt = question_text(asked)
+    except ValueError as err:
+        raise BadRequest(str(err)) from None
+    options = decoding_options(settings, body.get("max_new_tokens"))
+    image = decode_image(body["image"], settings.max_image_pixels)
+    if not body.get("regions"):
+        raise BadRequest("no regions; expected a non-empty 'regions' list")
+    regions = check_region_list(body["regions"], settings.max_regions)
+    return DescribeRequest(image=image, regions=regions, mode=mode, question=prompt, options=options)
+
+
+# ------------------------------------------------------------------------------------------ segment
+
+
+@dataclass(frozen=True)
+class SegmentRequest:
+    """``POST /v1/segment``: exactly one of ``point``, ``points`` (+ ``labels``), ``box`` or
+    ``everything``; with everything, ``pick`` also returns the smallest mask containing [x, y]."""
+
+    image: Image.Image = field(metadata=wire(required=True, image=IMAGE))
+    points: list | None = field(metadata=wire(point=POINT, points={"type": "array", "items": POINT}))
+    labels: list | None = field(metadata=wire(labels={"type": "array", "items": INTEGER, "description": "1 inside, 0 outside"}))
+    box: list | None = field(metadata=wire(box={"type": "array", "items": NUMBER, "minItems": 4, "maxItems": 4}))
+    everything: bool = field(metadata=wire(everything={**BOOLEAN, "default": False}))
+    pick: tuple[float, float] | None = field(metadata=wire(pick=POINT))
+
+
+def parse_segment(body: Mapping, settings: ServeSettings) -> SegmentRequest:
+    if "image" not in body:
+        raise BadRequest("no 'image'; expected base64 image bytes or a data: URL")
+    prompts = [k for k in ("point", "points", "box") if body.get(k) is not None] + (
+        ["everything"] if body.get("everything") else [])
+    if len(prompts) != 1:
+        raise BadRequest(f"prompts {prompts}; expected exactly one of point, points, box, everything")
+    pick = None
+    if body.get("pick") is not None:
+        try:
+            x, y = (float(v) for v in body["pick"])
+        except (TypeError, ValueError):
+            raise BadRequest(f"pick {body['pick']!r}; expected [x, y]") from None
+        pick = (x, y)
+    image = decode_image(body["image"], settings.max_image_pixels)
+    points = [body["point"]] if body.get("point") is not None else body.get("points")
+    return SegmentRequest(image=image, points=points, labels=body.get("labels"), box=body.get("box"),
+                          everything=bool(body.get("everything")), pick=pick)
+
+
+# --------------------------------------------------------------------------------- chat completions
+
+@dataclass(frozen=True)
 class ChatRequest:
-    image: Image.Image
-    region_specs: list[Any]  # in <regionK> order: top-level "regions", then parts in message order
-    history: list[Turn]  # earlier turns (user, assistant, ...)
+    """``POST /v1/chat/completions``: OpenAI chat completions, plus ``regions``. The first image_url
+    part is the picture; later image_url parts are region masks (PNG: alpha channel or non-zero
+    pixels); ``{'type': 'region', 'region': spec}`` parts carry RLE/polygons/boxes/points. Text names
+    regions <region1>... in the order they appear (top-level ``regions`` first). System messages are
+    ignored; ``n`` must be 1; ``temperature > 0`` samples (seeded by ``seed``), else greedy."""
+
+    image: Image.Image = field(metadata=wire(required=True, messages={"type": "array", "items": {"type": "object"}}))
+    regions: tuple[Any, ...] = field(metadata=wire(regions=REGIONS))
+    history: tuple[Turn, ...]  # the earlier user/assistant turns of ``messages``
     question: str  # the last user message's text
+    options: DecodingOptions = field(metadata=wire(max_tokens=INTEGER, max_completion_tokens=INTEGER,
+                                                   temperature=NUMBER, top_p=NUMBER, seed=INTEGER,
+                                                   n={**INTEGER, "default": 1}))
+    stream: bool = field(metadata=wire(stream={**BOOLEAN, "default": False}))
+    model: str | None = field(metadata=wire(model={**STRING, "description": "ignored: the server serves one model"}))
 
 
-def _parts(content: Any, where: str) -> list[Mapping]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    if not isinstance(content, list):
-        raise BadRequest(f"{where}.content is a {type(content).__name__}; expected a string or a list of parts")
-    for j, part in enumerate(content):
-        if not isinstance(part, Mapping) or "type" not in part:
-            raise BadRequest(f"{where}.content[{j}] is not an object with a 'type'; expected "
-                             "{'type': 'text'|'image_url'|'region', ...}")
-    return content
+def parse_chat(body: Mapping, settings: ServeSettings) -> ChatRequest:
+    """Split OpenAI-style messages into the image, region specs, history and the question, checked
+    against each other (every <regionK> names a given region)."""
+    if body.get("n", 1) != 1:
+        raise BadRequest(f"n={body.get('n')!r}; this server returns exactly one choice (n=1)")
+    options = decoding_options(settings, body.get("max_completion_tokens", body.get("max_tokens")),
+                               body.get("temperature"), body.get("top_p"), body.get("seed"))
+    image_data, specs, turns = _conversation(body, settings.max_messages)
+    image = decode_image(image_data, settings.max_image_pixels)
+    regions = check_region_list(specs, settings.max_regions)
+    history, question = tuple(turns[:-1]), turns[-1].text
+    check_turns(history, len(regions))
+    check_text(question, len(regions), "the last user message")
+    if not question.strip():
+        raise BadRequest("the last user message has no text; expected a question")
+    return ChatRequest(image=image, regions=regions, history=history, question=question, options=options,
+                       stream=bool(body.get("stream")), model=body.get("model"))
 
 
-def parse_chat(body: Mapping, max_messages: int, max_pixels: int) -> ChatRequest:
-    """Split OpenAI-style messages into the image, region specs, history and the question.
+def _conversation(body: Mapping, max_messages: int) -> tuple[Any, list[Any], list[Turn]]:
+    """(image data, region specs in <regionK> order, user/assistant turns) of the messages.
 
-    The first ``image_url`` part is the image; every later ``image_url`` part is a region mask
-    (alpha channel or non-zero pixels); ``{"type": "region", "region": {...}}`` parts and the
-    top-level ``regions`` list carry RLE, polygons, boxes or points. System messages are ignored:
-    the model answers under the system prompt it was trained with.
+    The first ``image_url`` part is the image; every later ``image_url`` part is a region mask;
+    ``{"type": "region", "region": {...}}`` parts and the top-level ``regions`` list carry RLE,
+    polygons, boxes or points. System messages are ignored: the model answers under the system
+    prompt it was trained with.
     """
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -246,14 +279,16 @@ def parse_chat(body: Mapping, max_messages: int, max_pixels: int) -> ChatRequest
     if image_data is None:
         raise BadRequest("no image: put the picture in the first user message as an image_url part "
                          "(data:image/png;base64,...)")
-    image = decode_image(image_data, max_pixels)
-    return ChatRequest(image=image, region_specs=specs, history=turns[:-1], question=turns[-1].text)
+    return image_data, specs, turns
 
 
-def check_turns(turns: Sequence[Turn], num_regions: int) -> None:
-    for k, turn in enumerate(turns):
-        if turn.role == "user":
-            check_text(turn.text, num_regions, f"message {k + 1}")
-        elif RESERVED.search(turn.text):
-            raise BadRequest(f"assistant message {k + 1} contains {RESERVED.search(turn.text).group(0)!r}; "
-                             "slot tokens cannot appear in text")
+def _parts(content: Any, where: str) -> list[Mapping]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list):
+        raise BadRequest(f"{where}.content is a {type(content).__name__}; expected a string or a list of parts")
+    for j, part in enumerate(content):
+        if not isinstance(part, Mapping) or "type" not in part:
+            raise BadRequest(f"{where}.content[{j}] is not an object with a 'type'; expected "
+                             "{'type': 'text'|'image_url'|'region', ...}")
+    return content

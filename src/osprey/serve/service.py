@@ -1,8 +1,9 @@
-"""The model side of the server and the CLI: a predictor, a mask provider, an encoded-image cache.
+"""The model side of the server: a predictor, a mask provider, an encoded-image cache.
 
 Every method runs on the one model worker thread (see :mod:`osprey.serve.worker`); the API code
-never touches the model directly. ``cancel`` is called once per generated token, so a request that
-times out or whose client went away stops within a token.
+never touches the model directly. ``cancelled()`` is asked before every decoding step, so a request
+that times out or whose client went away stops within a token (and raises
+:class:`~osprey.serve.worker.Cancelled`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,13 @@ import numpy as np
 from PIL import Image
 
 from osprey.inference.batch import EncodedImage, Query
-from osprey.inference.predictor import QUESTIONS, RegionPredictor, question_text
-from osprey.inference.providers import GrabCutProvider, MaskProvider, build_provider
-from osprey.masks import encode_rle, mask_box, pick
+from osprey.inference.predictor import RANDOM_WEIGHTS_NOTE, Answer, RegionPredictor
+from osprey.inference.providers import MaskProvider, build_provider
 from osprey.model.generation import DecodingOptions
+from osprey.serve.worker import Cancelled
 from osprey.text.conversation import Turn
 
 log = logging.getLogger(__name__)
-
-RANDOM_INIT_NOTE = ("model {spec!r} is a preset with RANDOM weights: answers are noise. "
-                    "Pass a trained checkpoint folder for real answers.")
 
 
 @dataclass
@@ -43,11 +41,11 @@ class RegionService:
     @property
     def dtype(self) -> str:
         """The precision the language model runs in (``"float32"``, ``"bfloat16"``, ...)."""
-        return str(self.predictor.model.language_model.dtype).removeprefix("torch.")
+        return str(self.predictor.dtype).removeprefix("torch.")
 
     @property
     def note(self) -> str | None:
-        return RANDOM_INIT_NOTE.format(spec=self.model_name) if self.random_init else None
+        return RANDOM_WEIGHTS_NOTE.format(spec=self.model_name) if self.random_init else None
 
     # -- images --------------------------------------------------------------------------------
     def encode(self, image: Image.Image) -> EncodedImage:
@@ -64,31 +62,26 @@ class RegionService:
 
     # -- questions -----------------------------------------------------------------------------
     def describe(self, image: Image.Image, masks: np.ndarray, question: str, options: DecodingOptions,
-                 cancel: Callable[..., None]) -> list[str]:
+                 cancelled: Callable[[], bool]) -> list[Answer]:
         """One answer per mask; ``question`` is a mode (short/detailed/category) or text with <region1>."""
-        text = question_text(question)
-        queries = [Query(text, (i,)) for i in range(len(masks))]
-        return self.predictor.ask(self.encode(image), masks, queries, options, on_token=cancel)
-
-    @staticmethod
-    def _chat_query(history: Sequence[Turn], question: str, regions: int) -> Query:
-        """A chat turn: ``<regionK>`` is the K-th of all ``regions`` masks."""
-        return Query(question, tuple(range(regions)), tuple(history))
+        answers = self.predictor.describe(self.encode(image), masks, question, options, cancel=cancelled)
+        return _finished(answers)
 
     def answer(self, image: Image.Image, masks: np.ndarray, history: Sequence[Turn], question: str,
-               options: DecodingOptions, cancel: Callable[..., None]) -> str:
+               options: DecodingOptions, cancelled: Callable[[], bool]) -> Answer:
+        """The next assistant turn; ``<regionK>`` is the K-th of all ``masks``. It carries its usage."""
         query = self._chat_query(history, question, len(masks))
-        return self.predictor.ask(self.encode(image), masks, [query], options, on_token=cancel)[0]
-
-    def prompt_tokens(self, history: Sequence[Turn], question: str, masks: np.ndarray) -> int:
-        """The length of the prompt :meth:`answer` renders (OpenAI ``usage.prompt_tokens``)."""
-        return self.predictor.prompt_length(self._chat_query(history, question, len(masks)), masks)
+        return _finished(self.predictor.ask(self.encode(image), masks, [query], options, cancel=cancelled))[0]
 
     def stream(self, image: Image.Image, masks: np.ndarray, history: Sequence[Turn], question: str,
                options: DecodingOptions) -> Iterator[str]:
         query = self._chat_query(history, question, len(masks))
         for _index, piece in self.predictor.stream(self.encode(image), masks, [query], options):
             yield piece
+
+    @staticmethod
+    def _chat_query(history: Sequence[Turn], question: str, regions: int) -> Query:
+        return Query(question, tuple(range(regions)), tuple(history))
 
     # -- masks ---------------------------------------------------------------------------------
     def segment(self, image: Image.Image, *, points: list | None = None, labels: list | None = None,
@@ -100,9 +93,11 @@ class RegionService:
         return [self.provider.from_points(image, points, labels)]
 
 
-def mask_record(index: int, mask: np.ndarray) -> dict:
-    """A mask as JSON: 1-based region number, COCO RLE, area and ``[x, y, w, h]`` box."""
-    return {"region": index + 1, "rle": encode_rle(mask), "area": int(mask.sum()), "box": mask_box(mask)}
+def _finished(answers: list[Answer]) -> list[Answer]:
+    """``answers``, unless generation stopped because the request was cancelled (deadline, client gone)."""
+    if any(a.finish_reason == "cancelled" for a in answers):
+        raise Cancelled("request cancelled (deadline passed or client gone)")
+    return answers
 
 
 def load_service(model: str | None, *, sam_checkpoint=None, sam_type: str = "vit_b", max_regions: int = 32,
@@ -115,10 +110,8 @@ def load_service(model: str | None, *, sam_checkpoint=None, sam_type: str = "vit
     model = model or default_model_spec()
     where = resolve_device(device)
     network, tokenizer, random_init = load_model(model, device=where, dtype=dtype)
-    provider = (build_provider(sam_checkpoint, sam_type, device=str(where)) if sam_checkpoint
-                else GrabCutProvider())
+    provider = build_provider(sam_checkpoint, sam_type, device=str(where))  # no checkpoint: GrabCut
     predictor = RegionPredictor(network, tokenizer, max_regions=max(max_regions, 1))
     return RegionService(predictor, provider, str(model), random_init, encode_cache)
 
 
-__all__ = ["QUESTIONS", "RegionService", "load_service", "mask_record", "pick"]
