@@ -139,3 +139,23 @@ def test_auto_precision_keeps_stored_bfloat16_and_runs_the_extractor_in_float32(
     assert {p.dtype for p in for_training.mask_extractor.parameters()} == {torch.bfloat16}
     default, _, _ = load_model("tiny", device="cpu")  # a float32 preset stays float32 throughout
     assert {p.dtype for p in default.parameters()} == {torch.float32}
+
+
+def test_serve_flags_fill_the_settings(tmp_path: Path) -> None:
+    from osprey.cli import build_parser
+    from osprey.serve.cli import settings_from
+    from osprey.serve.settings import ServeSettings
+
+    def settings(*flags: str) -> ServeSettings:
+        return settings_from(build_parser().parse_args(["serve", *flags]))
+
+    assert settings() == ServeSettings()
+    (tmp_path / "token").write_text("s3cret\n")
+    given = settings("--host", "0.0.0.0", "--port", "9", "--model", "tiny", "--device", "cpu", "--dtype", "bfloat16",
+                     "--sam", "s.pth", "--sam-type", "vit_t", "--token-file", str(tmp_path / "token"), "--ui",
+                     "--queue-size", "2", "--timeout", "3", "--max-body-mb", "1", "--max-regions", "4",
+                     "--max-new-tokens", "64")
+    assert given == ServeSettings(model="tiny", host="0.0.0.0", port=9, token="s3cret", sam_checkpoint=Path("s.pth"),
+                                  sam_type="vit_t", device="cpu", dtype="bfloat16", ui=True, queue_size=2,
+                                  request_timeout_s=3.0, max_body_bytes=1024 * 1024, max_regions=4, max_new_tokens=64,
+                                  default_new_tokens=64)
