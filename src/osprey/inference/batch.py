@@ -18,11 +18,12 @@ import torch
 from osprey.model.osprey import OspreyModel, RegionBatch
 from osprey.text.conversation import ConversationTemplate, Turn
 from osprey.text.geometry import region_texts
+from osprey.text.prompts import OVERVIEW
 from osprey.text.render import render_conversation
 from osprey.text.tokenizer import TextTokenizer
 
-# The official first-turn prefix (osprey-official.md §1.8): the image, then this sentence.
-BEGIN = "<image>\nThis provides an overview of the picture.\n"
+# The official first-turn prefix (osprey-official.md §1.8): the image, then the overview sentence.
+BEGIN = OVERVIEW
 
 
 @dataclass(frozen=True)
