@@ -32,17 +32,21 @@ class Query:
 
     ``text`` refers to regions as ``<region1>``, ``<region2>``, ...; ``<regionK>`` means
     ``masks[regions[K-1]]``. ``history`` holds earlier user/assistant turns of the same chat
-    (their ``<regionK>`` refer to the same ``regions``); the official begin prefix goes on the
-    first user turn.
+    (their ``<regionK>`` refer to the same ``regions``); ``prefix`` goes in front of the first user
+    turn: the official begin prefix by default, another of :mod:`osprey.text.prompts` (or ``""``
+    when ``text`` is already a whole first turn) for benchmarks whose official prompt differs.
     """
 
     text: str
     regions: tuple[int, ...]
     history: tuple[Turn, ...] = ()
+    prefix: str = BEGIN
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str) or not self.text.strip():
             raise ValueError(f"query text must be a non-empty string, got {self.text!r}")
+        if not isinstance(self.prefix, str):
+            raise ValueError(f"query prefix must be a string, got {type(self.prefix).__name__}")
         # Accept lists from JSON clients; the dataclass stays hashable and immutable.
         object.__setattr__(self, "regions", tuple(self.regions))
         object.__setattr__(self, "history", tuple(self.history))
@@ -54,9 +58,9 @@ class Query:
                 raise ValueError(f"query history must hold Turn objects, got {type(turn).__name__}")
 
     def turns(self) -> list[Turn]:
-        """The conversation to render: history, then this question, BEGIN on the first user turn."""
+        """The conversation to render: history, then this question, ``prefix`` on the first user turn."""
         turns = [*self.history, Turn("user", self.text)]
-        return [Turn("user", BEGIN + turns[0].text), *turns[1:]]
+        return [Turn("user", self.prefix + turns[0].text), *turns[1:]]
 
 
 @dataclass(frozen=True)
