@@ -21,3 +21,24 @@ def test_torchvision_imports_beside_cpu_torch() -> None:
     code = "import osprey, torchvision, timm, open_clip; from torchvision.ops import roi_align; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "ok"
+
+
+def test_front_door_exports_lazily() -> None:
+    code = (
+        "import sys, osprey\n"
+        "early = [m for m in ('osprey.config', 'osprey.model', 'osprey.inference', 'transformers') if m in sys.modules]\n"
+        "from osprey.config import OspreyConfig\n"
+        "from osprey.inference.predictor import Query, RegionPredictor\n"
+        "from osprey.model.loading import load_model\n"
+        "same = (osprey.load_model is load_model and osprey.RegionPredictor is RegionPredictor\n"
+        "        and osprey.Query is Query and osprey.OspreyConfig is OspreyConfig)\n"
+        "listed = set(osprey.__all__) == {'load_model', 'RegionPredictor', 'Query', 'OspreyConfig'} <= set(dir(osprey))\n"
+        "try:\n"
+        "    osprey.no_such_name\n"
+        "    missing = 'no error'\n"
+        "except AttributeError as err:\n"
+        "    missing = str(err)\n"
+        "print(','.join(early), same, listed, missing, sep='|')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "|True|True|module 'osprey' has no attribute 'no_such_name'"

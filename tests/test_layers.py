@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "overlay": set(),
     "golden": set(),
     "flags": set(),
-    "synthetic": {"masks"},
+    "synthetic": {"masks", "text"},
     "model": {"config", "text"},
     "chat_client": {"config", "model"},
     "data": PRIMITIVES,

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# The image prefixes are shared with inference and eval, so they live in osprey.text.prompts
+# (OVERVIEW is re-exported here for the parsers).
+from osprey.text.prompts import OVERVIEW as OVERVIEW
+from osprey.text.prompts import VCR_OVERVIEW
+
 # --- Osprey-724K (osprey_724k.py) ------------------------------------------------------------------
-OVERVIEW = "<image>\nThis provides an overview of the picture.\n"
 SHORT_ANSWER_LIMIT = " Answer the question using a single word or phrase."
 
 DETAILED_QUESTIONS: tuple[str, ...] = (
@@ -160,7 +164,7 @@ VG_QUESTIONS: tuple[str, ...] = (
 # --- VCR (vcr.py) ----------------------------------------------------------------------------------
 # Officially "<image>.\nThis provides ..."; normalising the image token turns it into
 # "<image>\n.\nThis provides ..." (the stray "." is in the training data).
-VCR_BEGIN = "<image>.\nThis provides an overview of the picture.\n"
+VCR_BEGIN = VCR_OVERVIEW
 VCR_REGION_INTROS: tuple[str, ...] = (
     "There are <region> in the image,",
     "There are some regions <region>,",

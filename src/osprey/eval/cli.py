@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from osprey.flags import add_model_flags
 
-TASK_NAMES = ("lvis", "paco", "refcocog", "cityscapes", "ade20k", "pope", "description",
-              "ferret_refer_desc", "ferret_refer_reason", "synthetic")
+if TYPE_CHECKING:  # the runner pulls in torch; --help must not
+    from osprey.eval.runner import Task
+
 # Judge tasks: which rule the judge gets (Osprey's Ferret files label every question "description").
 _JUDGE_CATEGORY = {"description": None, "ferret_refer_desc": "refer_desc", "ferret_refer_reason": "refer_reason"}
 
@@ -22,7 +25,7 @@ _JUDGE_CATEGORY = {"description": None, "ferret_refer_desc": "refer_desc", "ferr
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="run a benchmark (LVIS/PACO, RefCOCOg, OV-seg, POPE, judged, synthetic)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("task", choices=TASK_NAMES)
+    p.add_argument("task", choices=list(TASKS))
     add_model_flags(p)
     p.add_argument("--data", type=Path, help="annotation file (questions file for judge tasks)")
     p.add_argument("--images", default=None,
@@ -52,31 +55,49 @@ def _need(args: argparse.Namespace, *names: str) -> None:
         raise SystemExit(f"osprey eval {args.task}: {', '.join(missing)} required")
 
 
-def build_task(args: argparse.Namespace, out: Path):
-    task = args.task
-    if task == "synthetic":
-        from osprey.eval.tasks.synthetic import SyntheticBenchmark
-
-        return SyntheticBenchmark(out, seed=args.seed, images=int(args.images or 20))
+# -- one builder per task: (args, out folder) -> Task; a task's module is imported only when chosen
+def _data_and_images(args: argparse.Namespace) -> Path:
     _need(args, "data", "images")
-    images = Path(args.images)
-    if task in ("lvis", "paco"):
-        from osprey.eval.tasks.referring import ReferringClassification
+    return Path(args.images)
 
-        return ReferringClassification(task, args.data, images, limit=args.limit, sentence_model=args.sentence_model)
-    if task == "refcocog":
-        from osprey.eval.tasks.refcocog import RefCOCOgCaptioning
 
-        return RefCOCOgCaptioning(args.data, images, limit=args.limit)
-    if task in ("cityscapes", "ade20k"):
-        from osprey.eval.tasks.openseg import OpenVocabSegmentation
+def _synthetic(args: argparse.Namespace, out: Path) -> Task:
+    from osprey.eval.tasks.synthetic import SyntheticBenchmark
 
-        return OpenVocabSegmentation(task, args.data, images, limit=args.limit, sentence_model=args.sentence_model,
-                                     panoptic_dir=args.panoptic_dir)
-    if task == "pope":
-        from osprey.eval.tasks.pope import Pope
+    return SyntheticBenchmark(out, seed=args.seed, images=int(args.images or 20))
 
-        return Pope(args.data, images, limit=args.limit, name=f"pope:{args.data.stem}")
+
+def _referring(args: argparse.Namespace, out: Path) -> Task:
+    images = _data_and_images(args)
+    from osprey.eval.tasks.referring import ReferringClassification
+
+    return ReferringClassification(args.task, args.data, images, limit=args.limit, sentence_model=args.sentence_model)
+
+
+def _refcocog(args: argparse.Namespace, out: Path) -> Task:
+    images = _data_and_images(args)
+    from osprey.eval.tasks.refcocog import RefCOCOgCaptioning
+
+    return RefCOCOgCaptioning(args.data, images, limit=args.limit)
+
+
+def _openseg(args: argparse.Namespace, out: Path) -> Task:
+    images = _data_and_images(args)
+    from osprey.eval.tasks.openseg import OpenVocabSegmentation
+
+    return OpenVocabSegmentation(args.task, args.data, images, limit=args.limit, sentence_model=args.sentence_model,
+                                 panoptic_dir=args.panoptic_dir)
+
+
+def _pope(args: argparse.Namespace, out: Path) -> Task:
+    images = _data_and_images(args)
+    from osprey.eval.tasks.pope import Pope
+
+    return Pope(args.data, images, limit=args.limit, name=f"pope:{args.data.stem}")
+
+
+def _judged(args: argparse.Namespace, out: Path) -> Task:
+    images = _data_and_images(args)
     _need(args, "contexts", "references")
     from osprey.chat_client import ChatClient
     from osprey.eval.tasks.judged import JudgedDescription
@@ -84,8 +105,27 @@ def build_task(args: argparse.Namespace, out: Path):
     cache = args.judge_cache or out / "judge_cache"
     overrides = {k: v for k, v in (("base_url", args.judge_url), ("model", args.judge_model)) if v}
     judge = ChatClient.from_env(cache_dir=cache, **overrides)
-    return JudgedDescription(task, args.data, args.contexts, args.references, images, judge, limit=args.limit,
-                             category=_JUDGE_CATEGORY[task])
+    return JudgedDescription(args.task, args.data, args.contexts, args.references, images, judge, limit=args.limit,
+                             category=_JUDGE_CATEGORY[args.task])
+
+
+# Task name -> builder; the order is the order of the command's choices.
+TASKS: dict[str, Callable[[argparse.Namespace, Path], Task]] = {
+    "lvis": _referring,
+    "paco": _referring,
+    "refcocog": _refcocog,
+    "cityscapes": _openseg,
+    "ade20k": _openseg,
+    "pope": _pope,
+    "description": _judged,
+    "ferret_refer_desc": _judged,
+    "ferret_refer_reason": _judged,
+    "synthetic": _synthetic,
+}
+
+
+def build_task(args: argparse.Namespace, out: Path) -> Task:
+    return TASKS[args.task](args, out)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,24 +22,10 @@ import numpy as np
 
 from osprey.inference.batch import Query
 from osprey.masks import decode_segmentation, from_array
-from osprey.text.conversation import Turn
 
 PREDICTIONS_FILE = "predictions.jsonl"
 METRICS_FILE = "metrics.json"
 TABLE_FILE = "results.md"
-
-
-class VerbatimQuery(Query):
-    """A query whose text is the whole first user turn, ``<image>`` included.
-
-    The official prompts differ in their prefix (POPE: ``"<image>\\n" + question``; OV-seg, RefCOCOg,
-    Ferret: ``"<image>\\n.\\nThis provides..."``), so evaluation does not take :data:`BEGIN` for granted.
-    """
-
-    def turns(self) -> list[Turn]:
-        if "<image>" not in self.text:
-            raise ValueError(f"verbatim prompt {self.text[:60]!r} has no <image>; expected the full first turn")
-        return [*self.history, Turn("user", self.text)]
 
 
 @dataclass(frozen=True)
@@ -82,6 +68,18 @@ class Task:
 
     def score(self, answers: list[Answer]) -> Scores:
         raise NotImplementedError
+
+
+def request_query(request: Request, regions: tuple[int, ...]) -> Query:
+    """The query of a request, whose prompt is the whole first user turn, ``<image>`` included.
+
+    The official prompts differ in their prefix (POPE: ``"<image>\\n" + question``; OV-seg, RefCOCOg,
+    Ferret: ``"<image>\\n.\\nThis provides..."``; see :mod:`osprey.text.prompts`), so each task writes
+    its own and the query adds none (``prefix=""``) instead of taking the default one for granted.
+    """
+    if "<image>" not in request.prompt:
+        raise ValueError(f"verbatim prompt {request.prompt[:60]!r} has no <image>; expected the full first turn")
+    return Query(request.prompt, regions, prefix="")
 
 
 def decode_region(region: Any, size: tuple[int, int]) -> np.ndarray:
@@ -161,7 +159,7 @@ def _answer_image(predictor, pil, group: list[Request], options, answers: dict[s
             flush()
         indices = tuple(range(len(masks), len(masks) + len(decoded)))
         masks.extend(decoded)
-        queries.append(VerbatimQuery(r.prompt, indices))
+        queries.append(request_query(r, indices))
         asked.append(r)
     flush()
 

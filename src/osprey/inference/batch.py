@@ -18,11 +18,12 @@ import torch
 from osprey.model.osprey import OspreyModel, RegionBatch
 from osprey.text.conversation import ConversationTemplate, Turn
 from osprey.text.geometry import region_texts
+from osprey.text.prompts import OVERVIEW
 from osprey.text.render import render_conversation
 from osprey.text.tokenizer import TextTokenizer
 
-# The official first-turn prefix (osprey-official.md §1.8): the image, then this sentence.
-BEGIN = "<image>\nThis provides an overview of the picture.\n"
+# The official first-turn prefix (osprey-official.md §1.8): the image, then the overview sentence.
+BEGIN = OVERVIEW
 
 
 @dataclass(frozen=True)
@@ -31,17 +32,21 @@ class Query:
 
     ``text`` refers to regions as ``<region1>``, ``<region2>``, ...; ``<regionK>`` means
     ``masks[regions[K-1]]``. ``history`` holds earlier user/assistant turns of the same chat
-    (their ``<regionK>`` refer to the same ``regions``); the official begin prefix goes on the
-    first user turn.
+    (their ``<regionK>`` refer to the same ``regions``); ``prefix`` goes in front of the first user
+    turn: the official begin prefix by default, another of :mod:`osprey.text.prompts` (or ``""``
+    when ``text`` is already a whole first turn) for benchmarks whose official prompt differs.
     """
 
     text: str
     regions: tuple[int, ...]
     history: tuple[Turn, ...] = ()
+    prefix: str = BEGIN
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str) or not self.text.strip():
             raise ValueError(f"query text must be a non-empty string, got {self.text!r}")
+        if not isinstance(self.prefix, str):
+            raise ValueError(f"query prefix must be a string, got {type(self.prefix).__name__}")
         # Accept lists from JSON clients; the dataclass stays hashable and immutable.
         object.__setattr__(self, "regions", tuple(self.regions))
         object.__setattr__(self, "history", tuple(self.history))
@@ -53,9 +58,9 @@ class Query:
                 raise ValueError(f"query history must hold Turn objects, got {type(turn).__name__}")
 
     def turns(self) -> list[Turn]:
-        """The conversation to render: history, then this question, BEGIN on the first user turn."""
+        """The conversation to render: history, then this question, ``prefix`` on the first user turn."""
         turns = [*self.history, Turn("user", self.text)]
-        return [Turn("user", BEGIN + turns[0].text), *turns[1:]]
+        return [Turn("user", self.prefix + turns[0].text), *turns[1:]]
 
 
 @dataclass(frozen=True)

@@ -32,15 +32,16 @@ from osprey.model.generation import DecodingOptions, decode_steps
 from osprey.model.osprey import OspreyModel
 from osprey.text.conversation import Turn, get_template
 from osprey.text.geometry import region_texts
+from osprey.text.prompts import CATEGORY_QUESTION, DETAILED_DESCRIPTION_QUESTION, SHORT_DESCRIPTION_QUESTION
 from osprey.text.tokenizer import TextTokenizer
 
 __all__ = ["BEGIN", "QUESTIONS", "Answer", "ChatSession", "DecodingOptions", "EncodedImage", "Query", "RegionPredictor"]
 
 # Official demo / eval prompts (osprey-official.md §1.8), with <region1> where they have <mask><pos>.
 QUESTIONS = {
-    "short": "Please give me a short description of <region1>. Using a short phrase.",
-    "detailed": "Can you give me a detailed description of <region1>?",
-    "category": "What is the category of <region1>? Using only one word or phrase.",
+    "short": SHORT_DESCRIPTION_QUESTION,
+    "detailed": DETAILED_DESCRIPTION_QUESTION,
+    "category": CATEGORY_QUESTION,
 }
 
 ImageInput = EncodedImage | str | Path | Image.Image | np.ndarray

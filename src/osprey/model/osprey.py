@@ -21,9 +21,8 @@ from osprey.model.language_model import build_language_model, embedding_rows, hi
 from osprey.model.mask_extractor import MaskExtractor
 from osprey.model.projector import build_projector, scale_to_norm
 from osprey.model.vision_encoder import VisionEncoder
+from osprey.text.render import IGNORE_INDEX
 from osprey.text.tokenizer import IMAGE_TOKEN_INDEX, SlotIds
-
-IGNORE_INDEX = -100
 
 
 @dataclass

@@ -22,6 +22,7 @@ import numpy as np
 from osprey.synthetic import facts, templates
 from osprey.synthetic.vocabulary import CATEGORIES, confusable_categories
 from osprey.synthetic.world import Scene, SceneObject, ScenePart
+from osprey.text.prompts import SHORT_DESCRIPTION_QUESTION
 
 __all__ = [
     "ALL_SUBSETS",
@@ -514,9 +515,8 @@ def eval_items(records: Mapping[str, SubsetRecord]) -> list[QAItem]:
 
 # ------------------------------------------------------------------------------------- short caption
 # Added for the held-out benchmark's captioning score; not part of ALL_SUBSETS, so the files the
-# writer produces (and every existing record) are unchanged.
-
-SHORT_CAPTION_QUESTION = "Please give me a short description of <region1>. Using a short phrase."
+# writer produces (and every existing record) are unchanged. The question is the demo's
+# short-description prompt (SHORT_DESCRIPTION_QUESTION).
 
 
 def short_caption(obj: SceneObject) -> str:
@@ -527,7 +527,7 @@ def short_caption(obj: SceneObject) -> str:
 def short_caption_record(scene: Scene) -> SubsetRecord:
     """One short-caption question per object (the demo's short-description prompt)."""
     items = tuple(
-        _item("short_caption", "short_caption", SHORT_CAPTION_QUESTION.replace("<region1>", "{0}"),
+        _item("short_caption", "short_caption", SHORT_DESCRIPTION_QUESTION.replace("<region1>", "{0}"),
               short_caption(o), (RegionRef(o.id),), facts.object_meta(scene, o))
         for o in scene.objects
     )

@@ -19,8 +19,8 @@ from PIL import Image
 from osprey.eval.runner import Answer, Request, Scores, Task, markdown_table
 from osprey.eval.tasks._io import image_path, load_json_or_jsonl
 from osprey.eval.text_metrics import strip_stop
+from osprey.text.prompts import STRAY_DOT_OVERVIEW
 
-BEGIN = "<image>\n.\nThis provides an overview of the picture.\n"
 SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
 _RATE = (
     "\nPlease rate {what} of their responses. Each assistant receives an overall score on a scale of 1 to 10, "
@@ -104,7 +104,7 @@ class JudgedDescription(Task):
             with Image.open(path) as im:
                 size = (im.height, im.width)
             text = q["text"].replace("<region>", "<region1>")
-            out.append(Request(key=str(q["question_id"]), image=path, size=size, prompt=BEGIN + text,
+            out.append(Request(key=str(q["question_id"]), image=path, size=size, prompt=STRAY_DOT_OVERVIEW + text,
                                regions=(q["annotation"]["segmentation"],),
                                meta={"image": q["image"], "category": q["category"], "question": q["text"]}))
         return out

@@ -24,8 +24,8 @@ from osprey.eval.runner import Answer, Request, Scores, Task, markdown_table
 from osprey.eval.tasks._io import image_path
 from osprey.eval.text_metrics import sentence_encoder, strip_stop
 from osprey.masks import encode_rle
+from osprey.text.prompts import OPENSEG_PROMPT
 
-PROMPT = "<image>\n.\nThis provides an overview of the picture.\nWhat is in <region1>? Using a short phrase."
 NUM_QUERIES = 300
 
 
@@ -83,7 +83,7 @@ class OpenVocabSegmentation(Task):
             if ids.shape != size:
                 raise ValueError(f"panoptic PNG {ann['file_name']} is {ids.shape}, image entry says {size}")
             for s in segments:
-                out.append(Request(key=f"{img['id']}-{s.id}", image=path, size=size, prompt=PROMPT,
+                out.append(Request(key=f"{img['id']}-{s.id}", image=path, size=size, prompt=OPENSEG_PROMPT,
                                    regions=(encode_rle(ids == s.id),), meta={"image_id": img["id"], "segment": s.id}))
         return out
 

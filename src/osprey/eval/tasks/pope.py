@@ -14,6 +14,7 @@ from PIL import Image
 
 from osprey.eval.runner import Answer, Request, Scores, Task, markdown_table
 from osprey.eval.tasks._io import image_path, load_json_or_jsonl
+from osprey.text.prompts import IMAGE_ONLY
 
 
 def parse_yes_no(answer: str) -> str:
@@ -58,7 +59,7 @@ class Pope(Task):
                 with Image.open(path) as im:
                     sizes[path] = (im.height, im.width)
             out.append(Request(key=str(q["question_id"]), image=path, size=sizes[path],
-                               prompt="<image>\n" + q["text"], meta={"label": q["label"]}))
+                               prompt=IMAGE_ONLY + q["text"], meta={"label": q["label"]}))
         return out
 
     def score(self, answers: list[Answer]) -> Scores:

@@ -16,8 +16,7 @@ from osprey.eval.caption_metrics import SPICE_SKIPPED, caption_scores, require_j
 from osprey.eval.runner import Answer, Request, Scores, Task, markdown_table
 from osprey.eval.tasks._io import image_path
 from osprey.eval.text_metrics import strip_stop
-
-PROMPT = "<image>\n.\nThis provides an overview of the picture.\nPlease give me a short description of <region1>."
+from osprey.text.prompts import REFCOCOG_PROMPT
 
 
 def clean_caption(text: str) -> str:
@@ -51,7 +50,7 @@ class RefCOCOgCaptioning(Task):
             path = image_path(self.images, img["file_name"])
             for ann in by_image.get(img["id"], []):
                 out.append(Request(
-                    key=str(ann["id"]), image=path, size=(int(img["height"]), int(img["width"])), prompt=PROMPT,
+                    key=str(ann["id"]), image=path, size=(int(img["height"]), int(img["width"])), prompt=REFCOCOG_PROMPT,
                     regions=(ann["segmentation"],), meta={"reference": img["caption"]},
                 ))  # fmt: skip
         return out

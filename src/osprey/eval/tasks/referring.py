@@ -18,11 +18,7 @@ from osprey.eval.text_metrics import (
     semantic_iou,
     sentence_encoder,
 )
-
-PROMPT = (
-    "<image>\nThis provides an overview of the picture.\n"
-    "What is the category of <region1>? Using only one word or phrase."
-)
+from osprey.text.prompts import LVIS_PACO_PROMPT
 
 
 class ReferringClassification(Task):
@@ -43,7 +39,7 @@ class ReferringClassification(Task):
             path = image_path(self.images, rec["file_name"])
             for i, (category, ann) in enumerate(zip(categories, annotations)):
                 out.append(Request(
-                    key=f"{n}-{i}", image=path, size=(int(rec["height"]), int(rec["width"])), prompt=PROMPT,
+                    key=f"{n}-{i}", image=path, size=(int(rec["height"]), int(rec["width"])), prompt=LVIS_PACO_PROMPT,
                     regions=(ann["segmentation"],), meta={"category": clean_category_label(category)},
                 ))  # fmt: skip
         return out

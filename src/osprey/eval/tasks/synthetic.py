@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from osprey.data.prompts import OVERVIEW, SHORT_ANSWER_LIMIT, region_count_sentence
+from osprey.data.prompts import SHORT_ANSWER_LIMIT, region_count_sentence
 from osprey.eval.caption_metrics import caption_scores
 from osprey.eval.runner import Answer, Request, Scores, Task, markdown_table
 from osprey.eval.text_metrics import exact_match, strip_stop
@@ -21,6 +21,7 @@ from osprey.synthetic.questions import short_caption_record
 from osprey.synthetic.seeds import test_seeds
 from osprey.synthetic.world import WorldConfig, generate_scene
 from osprey.synthetic.writer import EVAL_FILE, image_file_name, write_split
+from osprey.text.prompts import OVERVIEW
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "category": ("category", "category_naming"),
