@@ -18,7 +18,8 @@ from osprey.model.loading import load_model
 from osprey.model.weights import from_pretrained
 from osprey.train.checkpoint import latest_checkpoint, list_checkpoints
 from osprey.train.config import load_config
-from osprey.train.loop import Trainer, read_metrics
+from osprey.train.loop import Trainer
+from osprey.train.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 STAGE_DATA = {1: ("llava",), 2: ("coco_instances",), 3: ("osprey_short_form", "osprey_part_level")}

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from osprey.config import apply_overrides
 from osprey.text.geometry import check_region_text
 
 
@@ -51,7 +52,6 @@ class TrainConfig:
     save_every: int = 500  # optimizer steps between checkpoints (and always at the end)
     keep_checkpoints: int = 2
     log_every: int = 1
-    num_workers: int = 0
     limit: int | None = None  # use only the first N records (smoke runs)
     progress: bool = True
 
@@ -100,18 +100,21 @@ class TrainConfig:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b=value`` -> (["a", "b"], value parsed as YAML: numbers, booleans, lists, null)."""
+def parse_override(text: str) -> tuple[str, Any]:
+    """``a.b=value`` -> ("a.b", value parsed as YAML: numbers, booleans, lists, null)."""
     if "=" not in text:
         raise ValueError(f"override {text!r}; expected key=value (e.g. lr=1e-4 or lora.r=8)")
     key, raw = text.split("=", 1)
     if not key:
         raise ValueError(f"override {text!r} has an empty key")
-    return key.split("."), yaml.safe_load(raw) if raw else ""
+    return key, yaml.safe_load(raw) if raw else ""
 
 
 def load_config(path: str | Path | None, overrides: list[str] = (), base: dict[str, Any] | None = None) -> TrainConfig:
-    """YAML file (or ``base``) + ``key=value`` overrides -> a validated :class:`TrainConfig`."""
+    """YAML file (or ``base``) + ``key=value`` overrides -> a validated :class:`TrainConfig`.
+
+    An override may add a key the file lacks (``lora.r=8``); :meth:`TrainConfig.from_dict` then
+    rejects the ones that are no field."""
     data: dict[str, Any] = dict(base or {})
     if path is not None:
         path = Path(path)
@@ -121,12 +124,5 @@ def load_config(path: str | Path | None, overrides: list[str] = (), base: dict[s
         if not isinstance(loaded, dict):
             raise ValueError(f"{str(path)!r} holds a YAML {type(loaded).__name__}; expected a mapping")
         data.update(loaded)
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = data
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {text!r}: {k!r} is not a mapping")
-        node[keys[-1]] = value
+    apply_overrides(data, [parse_override(text) for text in overrides], create=True)
     return TrainConfig.from_dict(data)
