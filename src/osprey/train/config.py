@@ -9,8 +9,26 @@ from typing import Any
 
 import yaml
 
-from osprey.config import apply_overrides
+from osprey.config import apply_overrides, coerce_numbers, from_dict
 from osprey.text.geometry import check_region_text
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """peft LoRA adapters on the LLM (stage 3); the YAML keys are these field names."""
+
+    r: int = 16  # adapter rank
+    alpha: int = 32  # scaling numerator (peft's lora_alpha): updates are scaled by alpha / r
+    dropout: float = 0.0  # dropout on the adapters' input (peft's lora_dropout)
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # LLM Linear layers to adapt
+
+    def __post_init__(self) -> None:
+        coerce_numbers(self)
+        if isinstance(self.target_modules, str) or not all(isinstance(m, str) for m in self.target_modules):
+            raise ValueError(f"lora.target_modules={self.target_modules!r}; expected a list of module names")
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        if self.r < 1:
+            raise ValueError(f"lora.r={self.r!r}; expected an integer >= 1")
 
 
 @dataclass
@@ -44,7 +62,7 @@ class TrainConfig:
     group_by_length: bool = True
     max_length: int = 2048
     train_vision: bool = False  # also train the vision tower (presets without pretrained CLIP weights)
-    lora: dict[str, Any] | None = None  # stage 3: {r, alpha, dropout, target_modules}
+    lora: LoraConfig | None = None  # stage 3: LoRA adapters instead of the whole LLM ({} for the defaults)
     # Stage 3 from a folder that carries LoRA adapters: train those adapters further (their saved r,
     # alpha and targets; ``lora`` must be set) instead of merging them into the LLM and adding new
     # ones, so the result is again Osprey modules + adapters, not a whole LLM.
@@ -56,16 +74,9 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        # YAML reads "1e-3" as a string (YAML 1.1 wants "1.0e-3"): coerce numeric fields, naming bad ones.
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            kind = {"float": float, "int": int, "int | None": int, "float | None": float}.get(str(f.type))
-            if kind is None or value is None or isinstance(value, bool):
-                continue
-            try:
-                setattr(self, f.name, kind(value))
-            except (TypeError, ValueError):
-                raise ValueError(f"{f.name}={value!r}; expected a number") from None
+        coerce_numbers(self)  # YAML reads "1e-3" as a string (YAML 1.1 wants "1.0e-3")
+        if self.lora is not None and not isinstance(self.lora, LoraConfig):
+            raise ValueError(f"lora={self.lora!r}; expected a mapping of {[f.name for f in dataclasses.fields(LoraConfig)]}")
         self.lr_overrides = {k: float(v) for k, v in self.lr_overrides.items()}
         if self.stage not in (1, 2, 3):
             raise ValueError(f"stage={self.stage!r}; expected 1, 2 or 3")
@@ -87,11 +98,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown training keys {unknown}; expected some of {sorted(names)}")
-        return cls(**data)
+        """An unknown key, at the top or nested (``lora.rank``), is an error that names it."""
+        return from_dict(cls, data, what="training")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

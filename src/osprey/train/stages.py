@@ -10,7 +10,7 @@ With ``lora`` in stage 3 the LLM's base weights stay frozen and peft LoRA adapte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from osprey.model.osprey import OspreyModel
-from osprey.train.config import TrainConfig
+from osprey.train.config import LoraConfig, TrainConfig
 
 MODULES = ("vision_encoder", "projector", "mask_extractor", "language_model")
 
@@ -72,15 +72,16 @@ def apply_stage(model: OspreyModel, cfg: TrainConfig, *, log: Callable[[str], An
     return trains
 
 
-def apply_lora(model: OspreyModel, lora: Mapping[str, Any]) -> None:
-    """Wrap the LLM with peft LoRA adapters (``r``, ``alpha``, ``dropout``, ``target_modules``)."""
-    from peft import LoraConfig, get_peft_model
+def apply_lora(model: OspreyModel, lora: LoraConfig) -> None:
+    """Wrap the LLM with peft LoRA adapters."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
 
-    config = LoraConfig(
-        r=int(lora.get("r", 16)),
-        lora_alpha=int(lora.get("alpha", 32)),
-        lora_dropout=float(lora.get("dropout", 0.0)),
-        target_modules=list(lora.get("target_modules", ["q_proj", "k_proj", "v_proj", "o_proj"])),
+    config = PeftLoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
         bias="none",
     )
     model.language_model = get_peft_model(model.language_model, config)
