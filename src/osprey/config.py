@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 # OpenAI CLIP normalisation, used by Osprey's CLIPImageProcessor. The one place these numbers live.
 CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
@@ -120,26 +122,102 @@ class OspreyConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> OspreyConfig:
-        vision = dict(data["vision"])
-        for key in ("mean", "std"):
-            if key in vision:
-                vision[key] = tuple(vision[key])
-        return cls(
-            name=data["name"],
-            vision=VisionConfig(**vision),
-            mask_extractor=MaskExtractorConfig(**data["mask_extractor"]),
-            projector=ProjectorConfig(**data["projector"]),
-            language_model=LanguageModelConfig(**data["language_model"]),
-            template=data.get("template", "osprey_v1"),
-            region_text=data.get("region_text", "none"),
-        )
+    def from_dict(cls, data: Mapping[str, Any]) -> OspreyConfig:
+        """The inverse of :meth:`to_dict` (a checkpoint's ``config.json``); an unknown key is an error."""
+        return from_dict(cls, data, what="model config")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def replace(self, **changes: Any) -> OspreyConfig:
         return dataclasses.replace(self, **changes)
+
+
+# -- dataclasses from mappings (model configs here, training configs in osprey.train.config) -----------
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], *, what: str = "config", prefix: str = "") -> T:
+    """The dataclass ``cls`` built from ``data``: a nested dataclass field from a nested mapping, a
+    tuple field from a list (JSON and YAML have no tuples); a missing key takes the field's default.
+
+    A key that is not a field is an error that names it by its dotted path (``lora.rank``) and
+    lists the valid keys at that level; ``what`` says whose keys they are (``"training"``).
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{what} {prefix.rstrip('.') or cls.__name__}={data!r}; expected a mapping")
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(f"unknown {what} keys {[prefix + k for k in unknown]}; expected some of {sorted(names)}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{key: _field_value(hints[key], value, what, f"{prefix}{key}.") for key, value in data.items()})
+
+
+def _field_value(hint: Any, value: Any, what: str, prefix: str) -> Any:
+    kind = _without_none(hint)
+    if dataclasses.is_dataclass(kind) and not isinstance(value, kind) and value is not None:
+        return from_dict(kind, value, what=what, prefix=prefix)
+    if typing.get_origin(kind) is tuple and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _without_none(hint: Any) -> Any:
+    """``X`` for ``X | None`` (or ``Optional[X]``); any other hint unchanged."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
+
+
+def coerce_numbers(obj: Any) -> None:
+    """Turn every ``int`` or ``float`` field (or ``int | None``, ``float | None``) of the dataclass
+    ``obj`` into its type, in place (frozen ones too): YAML 1.1 reads ``1e-3`` as a string. Booleans
+    and None are left alone; a value that is no number is an error naming the field."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        kind = _without_none(hints[f.name])
+        value = getattr(obj, f.name)
+        if kind not in (int, float) or value is None or isinstance(value, bool):
+            continue
+        try:
+            object.__setattr__(obj, f.name, kind(value))
+        except (TypeError, ValueError):
+            raise ValueError(f"{f.name}={value!r}; expected a number") from None
+
+
+def apply_overrides(
+    data: dict[str, Any], overrides: Mapping[str, Any] | Iterable[tuple[str, Any]], *,
+    create: bool = False, what: str = "override",
+) -> dict[str, Any]:
+    """Set each dotted key of ``overrides`` (``"mask_extractor.shape_encoding"``) in the nested
+    mapping ``data``, in order and in place; returns ``data``.
+
+    Without ``create`` every part of a key must already be there, so a misspelt key is an error
+    that lists the keys it could have been (model overrides on a preset's full config). With
+    ``create`` missing mappings and keys are made, and the dataclass later built from ``data``
+    rejects the unknown ones (training ``key=value`` overrides: ``lora.r=8`` on a file without
+    ``lora``). ``what`` names the overrides in errors.
+    """
+    items = overrides.items() if isinstance(overrides, Mapping) else overrides
+    for key, value in items:
+        *path, last = key.split(".")
+        node = data
+        for part in path:
+            _check_key(node, part, key, create, what)
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"{what} {key!r}: {part!r} is not a mapping")
+        _check_key(node, last, key, create, what)
+        node[last] = value
+    return data
+
+
+def _check_key(node: dict[str, Any], part: str, key: str, create: bool, what: str) -> None:
+    if not create and part not in node:
+        raise ValueError(f"{what} {key!r}: {part!r} is not a key there; expected one of {sorted(node)}")
 
 
 def vicuna_7b_config(num_layers: int = 32, intermediate_size: int = 11008) -> dict[str, Any]:

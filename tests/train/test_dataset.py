@@ -89,7 +89,32 @@ def test_too_long_first_exchange_is_skipped_and_counted(model, world):
     batch = collate([item, good], pad_id=0)
     assert batch.stats.skipped[TOO_LONG] == 1 and batch.stats.examples == 1
     assert batch.input_ids.shape[0] == 1
-    assert isinstance(collate([item], pad_id=0), DataStats)
+    assert isinstance(collate([item], pad_id=0).stats, DataStats)
+
+
+def test_all_skipped_micro_batch_collates_to_an_empty_batch_with_its_stats(model, world):
+    """A micro-batch whose every example was filtered out is still a Batch: empty, counting the skips."""
+    ds = _dataset(model, world, max_length=model.num_image_tokens + 3)
+    batch = collate([ds[0], ds[1]], pad_id=0)
+    assert isinstance(batch, Batch)
+    assert batch.input_ids.shape[0] == batch.labels.shape[0] == batch.pixel_values.shape[0] == 0
+    assert batch.masks == [] and batch.sources == []
+    assert batch.num_tokens == 0 and batch.num_supervised == 0
+    assert batch.stats.skipped == {TOO_LONG: 2} and batch.stats.examples == 0
+
+
+def test_batch_to_gives_the_model_its_keyword_arguments(model, world):
+    from osprey.model.osprey import RegionBatch
+
+    ds = _dataset(model, world)
+    batch = collate([ds[0], ds[1]], pad_id=0)
+    kwargs = batch.to("cpu", regions=RegionBatch)
+    assert set(kwargs) == {"input_ids", "pixel_values", "regions", "attention_mask", "labels"}
+    assert isinstance(kwargs["regions"], RegionBatch) and len(kwargs["regions"].masks) == 2
+    out = model(**kwargs)
+    expected = model(batch.input_ids, batch.pixel_values, regions=_regions(batch),
+                     attention_mask=batch.attention_mask, labels=batch.labels)
+    assert torch.equal(out.loss, expected.loss)
 
 
 def test_broken_record_is_counted_not_fatal(model, world, tmp_path):

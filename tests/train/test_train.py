@@ -17,8 +17,9 @@ from train_helpers import entries
 from osprey.model.loading import load_model
 from osprey.model.weights import from_pretrained
 from osprey.train.checkpoint import latest_checkpoint, list_checkpoints
-from osprey.train.config import load_config
-from osprey.train.loop import Trainer, read_metrics
+from osprey.train.config import LoraConfig, load_config
+from osprey.train.loop import Trainer
+from osprey.train.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 STAGE_DATA = {1: ("llava",), 2: ("coco_instances",), 3: ("osprey_short_form", "osprey_part_level")}
@@ -139,7 +140,26 @@ def test_config_errors_name_the_bad_value(tmp_path):
     with pytest.raises(ValueError, match="unknown training keys"):
         load_config(None, ["learning_rate=1"], base={"stage": 1, "model": "tiny", "data": [], "output_dir": "x"})
     cfg = load_config(None, ["lr=1e-4", "lora.r=8"], base={"stage": 3, "model": "tiny", "data": [], "output_dir": "x"})
-    assert cfg.lr == 1e-4 and cfg.lora == {"r": 8}
+    assert cfg.lr == 1e-4 and cfg.lora == LoraConfig(r=8)
+
+
+def test_lora_is_typed_and_an_unknown_lora_key_is_an_error_listing_the_valid_ones():
+    base = {"stage": 3, "model": "tiny", "data": [], "output_dir": "x"}
+    with pytest.raises(ValueError, match=r"unknown training keys \['lora.rank'\]; "
+                                         r"expected some of \['alpha', 'dropout', 'r', 'target_modules'\]"):
+        load_config(None, base={**base, "lora": {"rank": 8}})
+    with pytest.raises(ValueError, match=r"lora.rank"):
+        load_config(None, ["lora.rank=8"], base=base)
+    assert load_config(None, base={**base, "lora": {}}).lora == LoraConfig()  # {}: the defaults
+    assert LoraConfig() == LoraConfig(r=16, alpha=32, dropout=0.0, target_modules=("q_proj", "k_proj", "v_proj", "o_proj"))
+    cfg = load_config(None, ["lora.alpha=8", "lora.dropout=5e-2", "lora.target_modules=[q_proj]"], base=base)
+    assert cfg.lora == LoraConfig(alpha=8, dropout=0.05, target_modules=("q_proj",))
+    assert isinstance(cfg.lora.dropout, float)  # "5e-2" is a string to YAML 1.1; coerced by the field's type
+    assert cfg.to_dict()["lora"]["target_modules"] == ("q_proj",)
+    with pytest.raises(ValueError, match=r"lora\.target_modules='q_proj'"):
+        load_config(None, ["lora.target_modules=q_proj"], base=base)
+    with pytest.raises(ValueError, match="lora=True; expected a mapping"):
+        load_config(None, ["lora=true"], base=base)
 
 
 def test_cli_help_and_bad_config(tmp_path):

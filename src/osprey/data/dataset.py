@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import random
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,7 +316,11 @@ class LengthGroupedSampler(Sampler[int]):
 
 @dataclass
 class Batch:
-    """A padded batch: ids/labels/attention (B, L), pixels (B, 3, S, S), masks per image."""
+    """A padded batch: ids/labels/attention (B, L), pixels (B, 3, S, S), masks per image (R_b, H_b, W_b).
+
+    ``stats`` counts what the data path dropped on the way; when every example was skipped the
+    batch is empty (B = 0) and carries only those counts.
+    """
 
     input_ids: torch.Tensor
     labels: torch.Tensor
@@ -326,6 +330,12 @@ class Batch:
     sources: list[str]
     stats: DataStats
 
+    @classmethod
+    def empty(cls, stats: DataStats) -> Batch:
+        none = torch.zeros((0, 0), dtype=torch.long)
+        return cls(input_ids=none, labels=none.clone(), attention_mask=none.clone(),
+                   pixel_values=torch.zeros((0, 3, 0, 0)), masks=[], sources=[], stats=stats)
+
     @property
     def num_tokens(self) -> int:
         return int(self.attention_mask.sum())
@@ -334,12 +344,24 @@ class Batch:
     def num_supervised(self) -> int:
         return int((self.labels[:, 1:] != IGNORE_INDEX).sum())
 
+    def to(self, device: torch.device | str, *, regions: Callable[[list[torch.Tensor]], Any]) -> dict[str, Any]:
+        """The model's keyword arguments, on ``device``. ``regions`` wraps the per-image masks in
+        the model's region type (``osprey.model.osprey.RegionBatch``): data code does not import
+        the model (tests/test_layers.py)."""
+        return {
+            "input_ids": self.input_ids.to(device),
+            "pixel_values": self.pixel_values.to(device),
+            "regions": regions([m.to(device) for m in self.masks]),
+            "attention_mask": self.attention_mask.to(device),
+            "labels": self.labels.to(device),
+        }
 
-def collate(examples: Sequence[Example | Skipped], *, pad_id: int) -> Batch | DataStats:
+
+def collate(examples: Sequence[Example | Skipped], *, pad_id: int) -> Batch:
     """Right-pad ids (``pad_id``) and labels (IGNORE_INDEX).
 
-    Skips are counted in the batch's ``stats``; when every example was skipped the stats alone
-    come back, so the caller can count them and move on.
+    Skips are counted in the batch's ``stats``; when every example was skipped the batch is empty
+    (:meth:`Batch.empty`), so the caller counts them and moves on without a special case.
     """
     stats = DataStats()
     kept = [e for e in examples if isinstance(e, Example)]
@@ -350,7 +372,7 @@ def collate(examples: Sequence[Example | Skipped], *, pad_id: int) -> Batch | Da
     stats.truncated_samples = sum(1 for e in kept if e.dropped_turns)
     stats.dropped_turns = sum(e.dropped_turns for e in kept)
     if not kept:
-        return stats
+        return Batch.empty(stats)
     length = max(int(e.input_ids.numel()) for e in kept)
     ids = torch.full((len(kept), length), pad_id, dtype=torch.long)
     labels = torch.full((len(kept), length), IGNORE_INDEX, dtype=torch.long)

@@ -4,11 +4,13 @@ training, evaluation, inference and serving share."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from osprey.config import PRESETS, get_preset
+from osprey.config import PRESETS, OspreyConfig, apply_overrides, get_preset
 from osprey.model.cpu_layout import use_column_major_linears
 from osprey.model.language_model import tokenizer_for
 from osprey.model.osprey import OspreyModel, build_model
@@ -77,7 +79,8 @@ def model_folder(spec: str | Path) -> str | Path:
 
 def load_model(spec: str | Path, *, dtype: str | torch.dtype | None = None, seed: int = 0,
                for_inference: bool = True, device: str | torch.device | None = "cpu",
-               merge_adapters: bool = True) -> tuple[OspreyModel, TextTokenizer, bool]:
+               merge_adapters: bool = True, overrides: Mapping[str, Any] | None = None,
+               ) -> tuple[OspreyModel, TextTokenizer, bool]:
     """(model, tokenizer, is_random_init).
 
     ``spec``: ``"bundled"`` (the trained osprey-small shipped with the package), a preset name
@@ -91,13 +94,21 @@ def load_model(spec: str | Path, *, dtype: str | torch.dtype | None = None, seed
     Osprey checkpoint: its bfloat16). A model folder is read straight into the precision asked for.
     For inference the mask extractor runs in float32 whatever the precision, as the official model
     does (:meth:`OspreyModel.set_precision`).
+    ``overrides``: dotted keys of a preset's config set before it is built
+    (``{"mask_extractor.shape_encoding": "official"}``); each must be a key of that config.
     """
     device = resolve_device(device)
     dtype = resolve_precision(dtype, device)
+    is_preset = isinstance(spec, str) and spec in PRESETS
+    if overrides and not is_preset:
+        raise ValueError(f"model overrides apply to presets ({', '.join(PRESETS)}), not to {str(spec)!r}")
     spec = model_folder(spec)
-    if isinstance(spec, str) and spec in PRESETS:
-        torch.manual_seed(seed)
+    if is_preset:
         config = get_preset(spec)
+        if overrides:
+            data = apply_overrides(config.to_dict(), overrides, what=f"override of the {spec!r} preset")
+            config = OspreyConfig.from_dict(data)
+        torch.manual_seed(seed)
         model = _for_inference(build_model(config).to(device), for_inference)
         return _precision(model, dtype, for_inference), tokenizer_for(config.language_model), True
     model = _for_inference(from_pretrained(spec, dtype=dtype, merge_adapters=merge_adapters).to(device), for_inference)

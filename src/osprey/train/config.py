@@ -9,7 +9,26 @@ from typing import Any
 
 import yaml
 
+from osprey.config import apply_overrides, coerce_numbers, from_dict
 from osprey.text.geometry import check_region_text
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """peft LoRA adapters on the LLM (stage 3); the YAML keys are these field names."""
+
+    r: int = 16  # adapter rank
+    alpha: int = 32  # scaling numerator (peft's lora_alpha): updates are scaled by alpha / r
+    dropout: float = 0.0  # dropout on the adapters' input (peft's lora_dropout)
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # LLM Linear layers to adapt
+
+    def __post_init__(self) -> None:
+        coerce_numbers(self)
+        if isinstance(self.target_modules, str) or not all(isinstance(m, str) for m in self.target_modules):
+            raise ValueError(f"lora.target_modules={self.target_modules!r}; expected a list of module names")
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        if self.r < 1:
+            raise ValueError(f"lora.r={self.r!r}; expected an integer >= 1")
 
 
 @dataclass
@@ -43,7 +62,7 @@ class TrainConfig:
     group_by_length: bool = True
     max_length: int = 2048
     train_vision: bool = False  # also train the vision tower (presets without pretrained CLIP weights)
-    lora: dict[str, Any] | None = None  # stage 3: {r, alpha, dropout, target_modules}
+    lora: LoraConfig | None = None  # stage 3: LoRA adapters instead of the whole LLM ({} for the defaults)
     # Stage 3 from a folder that carries LoRA adapters: train those adapters further (their saved r,
     # alpha and targets; ``lora`` must be set) instead of merging them into the LLM and adding new
     # ones, so the result is again Osprey modules + adapters, not a whole LLM.
@@ -51,21 +70,13 @@ class TrainConfig:
     save_every: int = 500  # optimizer steps between checkpoints (and always at the end)
     keep_checkpoints: int = 2
     log_every: int = 1
-    num_workers: int = 0
     limit: int | None = None  # use only the first N records (smoke runs)
     progress: bool = True
 
     def __post_init__(self) -> None:
-        # YAML reads "1e-3" as a string (YAML 1.1 wants "1.0e-3"): coerce numeric fields, naming bad ones.
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            kind = {"float": float, "int": int, "int | None": int, "float | None": float}.get(str(f.type))
-            if kind is None or value is None or isinstance(value, bool):
-                continue
-            try:
-                setattr(self, f.name, kind(value))
-            except (TypeError, ValueError):
-                raise ValueError(f"{f.name}={value!r}; expected a number") from None
+        coerce_numbers(self)  # YAML reads "1e-3" as a string (YAML 1.1 wants "1.0e-3")
+        if self.lora is not None and not isinstance(self.lora, LoraConfig):
+            raise ValueError(f"lora={self.lora!r}; expected a mapping of {[f.name for f in dataclasses.fields(LoraConfig)]}")
         self.lr_overrides = {k: float(v) for k, v in self.lr_overrides.items()}
         if self.stage not in (1, 2, 3):
             raise ValueError(f"stage={self.stage!r}; expected 1, 2 or 3")
@@ -87,11 +98,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown training keys {unknown}; expected some of {sorted(names)}")
-        return cls(**data)
+        """An unknown key, at the top or nested (``lora.rank``), is an error that names it."""
+        return from_dict(cls, data, what="training")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -100,18 +108,21 @@ class TrainConfig:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b=value`` -> (["a", "b"], value parsed as YAML: numbers, booleans, lists, null)."""
+def parse_override(text: str) -> tuple[str, Any]:
+    """``a.b=value`` -> ("a.b", value parsed as YAML: numbers, booleans, lists, null)."""
     if "=" not in text:
         raise ValueError(f"override {text!r}; expected key=value (e.g. lr=1e-4 or lora.r=8)")
     key, raw = text.split("=", 1)
     if not key:
         raise ValueError(f"override {text!r} has an empty key")
-    return key.split("."), yaml.safe_load(raw) if raw else ""
+    return key, yaml.safe_load(raw) if raw else ""
 
 
 def load_config(path: str | Path | None, overrides: list[str] = (), base: dict[str, Any] | None = None) -> TrainConfig:
-    """YAML file (or ``base``) + ``key=value`` overrides -> a validated :class:`TrainConfig`."""
+    """YAML file (or ``base``) + ``key=value`` overrides -> a validated :class:`TrainConfig`.
+
+    An override may add a key the file lacks (``lora.r=8``); :meth:`TrainConfig.from_dict` then
+    rejects the ones that are no field."""
     data: dict[str, Any] = dict(base or {})
     if path is not None:
         path = Path(path)
@@ -121,12 +132,5 @@ def load_config(path: str | Path | None, overrides: list[str] = (), base: dict[s
         if not isinstance(loaded, dict):
             raise ValueError(f"{str(path)!r} holds a YAML {type(loaded).__name__}; expected a mapping")
         data.update(loaded)
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = data
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {text!r}: {k!r} is not a mapping")
-        node[keys[-1]] = value
+    apply_overrides(data, [parse_override(text) for text in overrides], create=True)
     return TrainConfig.from_dict(data)

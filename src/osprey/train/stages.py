@@ -10,13 +10,15 @@ With ``lora`` in stage 3 the LLM's base weights stay frozen and peft LoRA adapte
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from osprey.model.osprey import OspreyModel
+from osprey.train.config import LoraConfig, TrainConfig
 
 MODULES = ("vision_encoder", "projector", "mask_extractor", "language_model")
 
@@ -42,15 +44,44 @@ def get_stage(number: int) -> Stage:
         raise ValueError(f"stage {number!r}; expected one of {sorted(STAGES)}") from None
 
 
-def apply_lora(model: OspreyModel, lora: Mapping[str, Any]) -> None:
-    """Wrap the LLM with peft LoRA adapters (``r``, ``alpha``, ``dropout``, ``target_modules``)."""
-    from peft import LoraConfig, get_peft_model
+def apply_stage(model: OspreyModel, cfg: TrainConfig, *, log: Callable[[str], Any] = print) -> tuple[str, ...]:
+    """Make ``model`` what stage ``cfg.stage`` trains, and say so (``log``: the stage's modules and
+    the per-module table of trainable and frozen parameters). Returns the trained modules.
 
-    config = LoraConfig(
-        r=int(lora.get("r", 16)),
-        lora_alpha=int(lora.get("alpha", 32)),
-        lora_dropout=float(lora.get("dropout", 0.0)),
-        target_modules=list(lora.get("target_modules", ["q_proj", "k_proj", "v_proj", "o_proj"])),
+    Frozen modules are stored in ``cfg.frozen_dtype`` (a LoRA LLM's base counts as frozen); LoRA
+    adapters are added unless ``continue_adapters`` trains the model's own; trainable weights are
+    float32 whatever the storage of the rest; gradient checkpointing goes on the LLM.
+    """
+    stage = get_stage(cfg.stage)
+    lora = cfg.lora is not None
+    trains = modules_to_train(stage, train_vision=cfg.train_vision, lora=lora)
+    if cfg.frozen_dtype == "bfloat16":
+        for name in ("vision_encoder", "projector", "language_model"):
+            if name not in trains or (name == "language_model" and lora):
+                getattr(model, name).to(torch.bfloat16)
+    if lora and not cfg.continue_adapters:
+        apply_lora(model, cfg.lora)
+    set_trainable(model, trains, lora=lora)
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()  # trainable weights (incl. LoRA on a bf16 base) stay float32
+    if cfg.gradient_checkpointing:
+        model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    log(f"stage {cfg.stage} ({stage.name}): training {', '.join(trains)}")
+    log(format_parameter_table(parameter_table(model)))
+    return trains
+
+
+def apply_lora(model: OspreyModel, lora: LoraConfig) -> None:
+    """Wrap the LLM with peft LoRA adapters."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    config = PeftLoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
         bias="none",
     )
     model.language_model = get_peft_model(model.language_model, config)
