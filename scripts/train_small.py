@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     from osprey.synthetic.templates import SHORT_FORM
     from osprey.synthetic.writer import MANIFEST_FILE, train_seeds, write_split
     from osprey.train.config import load_config
-    from osprey.train.loop import Trainer, plot_metrics
+    from osprey.train.loop import Trainer
+    from osprey.train.metrics import plot_metrics
 
     if args.threads:
         torch.set_num_threads(args.threads)

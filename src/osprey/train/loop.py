@@ -33,11 +33,11 @@ from osprey.model.weights import ADAPTER_WEIGHTS
 from osprey.text.tokenizer import TextTokenizer
 from osprey.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from osprey.train.config import TrainConfig
-from osprey.train.metrics import MetricsLog, RunSummary, plot_metrics, read_metrics
+from osprey.train.metrics import MetricsLog, RunSummary
 from osprey.train.optim import build_optimizer, cosine_with_warmup
 from osprey.train.stages import apply_stage
 
-__all__ = ["RunSummary", "Trainer", "build_model", "plot_metrics", "read_metrics", "resolve_mixture"]
+__all__ = ["RunSummary", "Trainer", "build_model", "resolve_mixture"]
 
 
 def seed_everything(seed: int) -> None:
