@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from osprey.curate.prompts import TASKS
+from osprey.data import cli as data_cli
 from osprey.data.errors import SourceError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -277,18 +278,8 @@ def _write_result(result: Any, out: Path, report: Path | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m osprey.curate.cli curate|part-level|pos-neg ...`` (``data`` optional), as
-    ``osprey data curate ...``: exit 2 on usage errors, 0 on ``--help``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["data"]:
-        argv = argv[1:]
-    parser = argparse.ArgumentParser(prog="osprey data")
-    add_curate_subcommands(parser.add_subparsers(dest="data_command", required=True))
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 on --help
-        return int(exit_.code or 0)
-    return args.func(args)
+    """``python -m osprey.curate.cli curate|part-level|pos-neg ...``, as ``osprey data curate ...``."""
+    return data_cli.main(argv, add_curate_subcommands)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import argparse
 import json
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from osprey.data.errors import RecordError, SourceError
@@ -146,13 +146,19 @@ def _check_usage(args: argparse.Namespace) -> int | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m osprey.data.cli data validate ...`` or ``... validate ...`` (``data`` optional)."""
+def main(argv: Sequence[str] | None = None,
+         *generators: Callable[[argparse._SubParsersAction], None]) -> int:
+    """``python -m osprey.data.cli data validate ...`` or ``... validate ...`` (``data`` optional).
+
+    ``generators`` add more commands to the group (``osprey.curate.cli.main`` runs its own this way).
+    Exit 2 on usage errors, 0 on ``--help``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] != ["data"]:
         argv = ["data", *argv]
     parser = argparse.ArgumentParser(prog="osprey")
-    add_data_subcommands(parser.add_subparsers(dest="command", required=True))
+    commands = add_data_subcommands(parser.add_subparsers(dest="command", required=True))
+    for add in generators:
+        add(commands)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 on --help
@@ -160,10 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return args.func(args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """Hook for ``osprey.cli``: add the ``data`` command group; returns its sub-parsers."""
     return add_data_subcommands(subparsers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
