@@ -197,13 +197,23 @@ def _check_rle(rle: Any, height: int, width: int) -> None:
         raise MaskError(
             f"RLE size {_short(size)}; expected [{height}, {width}] (the image's [height, width])"
         )
-    runs = rle_counts(rle)
-    if any(r < 0 for r in runs):
-        raise MaskError(f"RLE has a negative run length {min(runs)}; expected runs >= 0")
-    if sum(runs) != height * width:
+    runs = _runs(rle)
+    if runs.size and runs.min() < 0:
+        raise MaskError(f"RLE has a negative run length {runs.min()}; expected runs >= 0")
+    total = _total(runs)
+    if total != height * width:
         raise MaskError(
-            f"RLE run lengths add up to {sum(runs)}; expected {height * width} (= {height} x {width})"
+            f"RLE run lengths add up to {_short(total)}; expected {height * width} (= {height} x {width})"
         )
+
+
+def _total(runs: np.ndarray) -> int:
+    """The sum of non-negative runs, exactly (in int64 when it cannot overflow)."""
+    if runs.size == 0:
+        return 0
+    if runs.dtype != object and int(runs.max()) < np.iinfo(np.int64).max // runs.size:
+        return int(runs.sum())
+    return sum(runs.tolist())
 
 
 def _check_array(array: Any, height: int, width: int) -> None:
@@ -218,42 +228,71 @@ def rle_counts(rle: dict) -> list[int]:
 
     Needed to check the runs before pycocotools decodes them (see the module docstring).
     """
+    return _runs(rle).tolist()
+
+
+def _runs(rle: dict) -> np.ndarray:
+    """:func:`rle_counts` as an array (int64, or object for integers beyond it)."""
     counts = rle["counts"]
     if isinstance(counts, list):
         if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
             raise MaskError(f"uncompressed RLE counts {_short(counts)}; expected a list of ints")
-        return list(counts)
+        small = all(-(2**62) < c < 2**62 for c in counts)
+        return np.asarray(counts, dtype=np.int64 if small else object)
     if isinstance(counts, str):
         counts = counts.encode("ascii", errors="replace")
     if not isinstance(counts, bytes):
         raise MaskError(f"RLE counts of type {type(counts).__name__}; expected str, bytes or list")
-    return _decode_coco_string(counts)
+    return _coco_runs(counts)
+
+
+MAX_RUN_GROUPS = 12  # 5-bit groups per run: 60 bits, past any real mask (pycocotools reads into a C long)
 
 
 def _decode_coco_string(s: bytes) -> list[int]:
+    """Run lengths of COCO's compressed RLE string, in time linear in its length."""
+    return _coco_runs(s).tolist()
+
+
+def _coco_runs(s: bytes) -> np.ndarray:
     # COCO's compressed RLE (pycocotools maskApi.c rleFrString): each run is a little-endian
     # sequence of 5-bit groups in chars offset by 48; bit 0x20 says "more groups follow", bit 0x10 of
     # the last group is the sign; runs after the second are stored as deltas to the run two before.
+    # Vectorised over the whole string (one pass per step, no Python loop per character).
+    codes = np.frombuffer(s, dtype=np.uint8).astype(np.int64) - 48
+    if codes.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    bad = np.flatnonzero((codes < 0) | (codes >= 64))
+    if bad.size:
+        p = int(bad[0])
+        raise MaskError(f"compressed RLE has byte {s[p]!r} at {p}; expected chars '0'..'o'")
+    more = (codes & 0x20) != 0
+    if more[-1]:
+        raise MaskError(f"compressed RLE {_short(s)} ends inside a run; expected a complete string")
+    ends = np.flatnonzero(~more)  # the last char of every run
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if int(lengths.max()) > MAX_RUN_GROUPS:
+        run = int(np.argmax(lengths > MAX_RUN_GROUPS))
+        raise MaskError(f"compressed RLE run {run} has {int(lengths[run])} groups of 5 bits; expected at most "
+                        f"{MAX_RUN_GROUPS} (runs below 2**60)")
+    group = np.arange(codes.size) - np.repeat(starts, lengths)  # index of each char within its run
+    values = np.add.reduceat((codes & 0x1F) << (5 * group), starts)
+    negative = (codes[ends] & 0x10) != 0
+    values[negative] -= np.left_shift(np.int64(1), 5 * lengths[negative])  # sign-extend: value | (-1 << shift)
+    if int(np.abs(values).max()) >= np.iinfo(np.int64).max // max(values.size, 1):
+        return _delta_sums_exact(values)  # the running sums below could leave int64
+    values[1::2] = np.cumsum(values[1::2])  # runs k > 2 add run k - 2: two interleaved running sums,
+    values[2::2] = np.cumsum(values[2::2])  # one from run 1, one from run 2 (run 0 stands alone)
+    return values
+
+
+def _delta_sums_exact(values: np.ndarray) -> np.ndarray:
+    """The delta sums in Python integers (runs so large that int64 could overflow), as an object array."""
     runs: list[int] = []
-    p = 0
-    while p < len(s):
-        value, shift, more = 0, 0, True
-        while more:
-            if p >= len(s):
-                raise MaskError(f"compressed RLE {_short(s)} ends inside a run; expected a complete string")
-            c = s[p] - 48
-            if not 0 <= c < 64:
-                raise MaskError(f"compressed RLE has byte {s[p]!r} at {p}; expected chars '0'..'o'")
-            value |= (c & 0x1F) << shift
-            more = bool(c & 0x20)
-            p += 1
-            shift += 5
-            if not more and c & 0x10:
-                value |= -1 << shift
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
-    return runs
+    for value in values.tolist():
+        runs.append(value + runs[-2] if len(runs) > 2 else value)
+    return np.asarray(runs, dtype=object)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -147,3 +147,64 @@ def test_resize_nearest_keeps_masks_binary_and_bilinear_is_soft() -> None:
     assert masks.resize_masks(torch.zeros(0, H, W), (4, 4)).shape == (0, 4, 4)
     with pytest.raises(MaskError, match="resize mode 'cubic'"):
         masks.resize_masks(t, (4, 4), mode="cubic")  # type: ignore[arg-type]
+
+
+def _reference_runs(s: bytes) -> list[int]:
+    """pycocotools' rleFrString, character by character (the reference for the vectorised decoder)."""
+    runs, p = [], 0
+    while p < len(s):
+        value, shift, more = 0, 0, True
+        while more:
+            c = s[p] - 48
+            value |= (c & 0x1F) << shift
+            more = bool(c & 0x20)
+            p += 1
+            shift += 5
+            if not more and c & 0x10:
+                value |= -1 << shift
+        runs.append(value + runs[-2] if len(runs) > 2 else value)
+    return runs
+
+
+def test_compressed_rle_decoding_matches_the_reference_and_pycocotools() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        mask = rng.random((h, w)) < rng.random()
+        counts = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"]
+        runs = masks.rle_counts({"size": [h, w], "counts": counts})
+        assert runs == _reference_runs(counts)
+        assert np.array_equal(masks.decode_rle({"size": [h, w], "counts": counts.decode()}, h, w), mask)
+    for _ in range(2000):  # any string of valid characters whose runs fit in 12 groups
+        s = bytes(rng.integers(48, 112, int(rng.integers(1, 30))).astype(np.uint8))
+        if s[-1] - 48 & 0x20 or max(len(g) for g in _groups(s)) > masks.MAX_RUN_GROUPS:
+            continue
+        assert masks.rle_counts({"counts": s}) == _reference_runs(s), s
+
+
+def _groups(s: bytes) -> list[bytes]:
+    out, start = [], 0
+    for p, b in enumerate(s):
+        if not (b - 48) & 0x20:
+            out.append(s[start:p + 1])
+            start = p + 1
+    return out
+
+
+def test_hostile_compressed_rle_is_refused_in_linear_time() -> None:
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(MaskError, match="groups of 5 bits"):
+        masks.check("rle", {"size": [10, 10], "counts": "o" * 599_999 + "1"}, 10, 10)  # 20 s before
+    with pytest.raises(MaskError, match="ends inside a run"):
+        masks.rle_counts({"counts": "P" * 1000})
+    with pytest.raises(MaskError, match="byte 32 at 2"):
+        masks.rle_counts({"counts": "00 0"})
+    with pytest.raises(MaskError, match="add up to"):
+        masks.check("rle", {"size": [10, 10], "counts": "1" * 4_000_000}, 10, 10)
+    assert time.perf_counter() - start < 3.0
+    runs = masks.rle_counts({"counts": [2**70, 1]})  # huge uncompressed runs: exact, and refused by the sum
+    assert runs == [2**70, 1]
+    with pytest.raises(MaskError, match="add up to"):
+        masks.check("rle", {"size": [1, 1], "counts": [2**70, 1]}, 1, 1)
