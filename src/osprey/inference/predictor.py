@@ -309,13 +309,19 @@ def check_question(text: Any, num_regions: int, what: str = "question") -> str:
         raise ValueError(f"{what} is a {type(text).__name__}; expected a string")
     if "\x00" in text:
         raise ValueError(f"{what} contains a NUL character; expected plain text")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"{what} holds a lone surrogate at character {err.start}; expected valid Unicode text") from None
     reserved = RESERVED.search(text)
     if reserved:
         raise ValueError(f"{what} contains {reserved.group(0)!r}: the official '<mask><pos>' and '<image>' "
                          "slots cannot be typed; refer to regions as <region1>, <region2>, ... (the image is "
                          "always given)")
-    for number in (int(n) for n in REGION_REF.findall(text)):
-        if not 1 <= number <= num_regions:
+    for digits in REGION_REF.findall(text):
+        number = int(digits) if len(digits) <= 6 else None  # never parse a 5,000-digit number
+        if number is None or not 1 <= number <= num_regions:
+            number = number if number is not None else f"{digits[:6]}...({len(digits)} digits)"
             raise ValueError(f"{what} refers to <region{number}> but {num_regions} region(s) were given; "
                              f"expected <region1>..<region{num_regions}>" if num_regions else
                              f"{what} refers to <region{number}> but no region was given")

@@ -39,7 +39,7 @@ from osprey.inference.regions import RegionError
 from osprey.masks import pick
 from osprey.serve import responses
 from osprey.serve.decoding import decode_regions
-from osprey.serve.http import BadRequest, BodyLimit, error_response, read_json, read_json_or_form
+from osprey.serve.http import BadRequest, BodyLimit, install_error_handlers, read_json, read_json_or_form
 from osprey.serve.payloads import (
     ChatRequest,
     DescribeRequest,
@@ -73,19 +73,13 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
         yield
         worker.close()
 
-    app = FastAPI(title="Osprey", version="1", lifespan=lifespan,
+    app = FastAPI(title="Osprey", version="1", lifespan=lifespan, redirect_slashes=False,
                   description="Region-level answers from Osprey. Regions are masks; text names them <region1>...")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.state.settings, app.state.service, app.state.worker = settings, service, worker
     guarded = [Depends(_token_check(settings.token))]
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(_request: Request, err: HTTPException):
-        return error_response(err.status_code, str(err.detail), "http_error", err.headers)
-
-    @app.exception_handler(BadRequest)
-    async def _bad_request(_request: Request, err: BadRequest):
-        return error_response(err.status, str(err))
+    install_error_handlers(app)
+    model_names = {service.model_name, Path(service.model_name).name, "osprey"}
 
     # -- health and models ---------------------------------------------------------------------
     @app.get("/healthz", tags=["meta"])
@@ -113,7 +107,7 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
     async def segment(request: Request):
         """Masks from a click, a box or "segment everything" (SAM when configured, else GrabCut)."""
         req = await run_in_threadpool(parse_segment, await read_json_or_form(request), settings)
-        masks = await jobs.run(lambda _token: _segment(service, req))
+        masks = await jobs.run(lambda _token: _segment(service, settings, req))
         masks = [m for m in masks if m.any()][: max(settings.max_regions, 64)]
         picked = None if req.pick is None else pick(masks, *req.pick)
         return responses.segment_response(service, req, masks, picked)
@@ -123,10 +117,10 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
               openapi_extra=request_schema(ChatRequest))
     async def chat_completions(request: Request):
         """OpenAI-compatible chat about an image's regions; ``stream: true`` answers with SSE chunks."""
-        req = await run_in_threadpool(parse_chat, await read_json(request), settings)
+        req = await run_in_threadpool(parse_chat, await read_json(request), settings, model_names)
         completion = responses.Completion(service.model_name)
         if req.stream:
-            return _stream(jobs, completion, lambda token: _chat_pieces(service, settings, req, token))
+            return await _stream(jobs, completion, lambda token: _chat_pieces(service, settings, req, token))
         answer = await jobs.run(lambda token: _chat(service, settings, req, token))
         return completion.response(answer, {**responses.meta(service), "regions": len(req.regions)})
 
@@ -161,7 +155,7 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
 def _load(settings: ServeSettings) -> RegionService:
     return load_service(settings.model, sam_checkpoint=settings.sam_checkpoint, sam_type=settings.sam_type,
                         max_regions=settings.max_regions, encode_cache=settings.encode_cache,
-                        device=settings.device, dtype=settings.dtype)
+                        device=settings.device, dtype=settings.dtype, max_prompt_tokens=settings.max_prompt_tokens)
 
 
 def _token_check(token: str | None) -> Callable[[Request], None]:
@@ -210,7 +204,7 @@ class _Jobs:
             token.cancel()  # the client went away: stop generating
             raise
         except (RegionError, ProviderError) as err:
-            raise BadRequest(str(err)) from None
+            raise BadRequest(str(err), param="regions") from None
         except BadRequest:
             raise
         except ValueError as err:
@@ -218,34 +212,51 @@ class _Jobs:
 
 
 def _describe(service: RegionService, settings: ServeSettings, req: DescribeRequest, token: CancelToken):
-    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions)
+    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check)
     token.check()
     return masks, service.describe(req.image, masks, req.question, req.options, lambda: token.cancelled)
 
 
-def _segment(service: RegionService, req: SegmentRequest):
+def _segment(service: RegionService, settings: ServeSettings, req: SegmentRequest):
     try:
         return service.segment(req.image, points=req.points, labels=req.labels, box=req.box,
-                               everything=req.everything)
+                               everything=req.everything, everything_pixels=settings.everything_pixels)
     except (TypeError, ValueError) as err:
         raise BadRequest(f"bad prompt: {err}") from None
 
 
 def _chat(service: RegionService, settings: ServeSettings, req: ChatRequest, token: CancelToken):
-    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions)
+    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check)
+    token.check()
     return service.answer(req.image, masks, req.history, req.question, req.options, lambda: token.cancelled)
 
 
 def _chat_pieces(service: RegionService, settings: ServeSettings, req: ChatRequest, token: CancelToken):
-    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions)
+    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check)
+    token.check()
     for piece in service.stream(req.image, masks, req.history, req.question, req.options):
         token.check()
         yield piece
 
 
-def _stream(jobs: _Jobs, completion: responses.Completion, pieces: Callable[[CancelToken], Any]
-            ) -> StreamingResponse:
-    """Run ``pieces(token)`` on the worker and send each piece as an SSE chunk as it comes."""
+def _failure(err: BaseException) -> tuple[int, str]:
+    """(HTTP status, message) of a job's exception, for an SSE error event."""
+    if isinstance(err, BadRequest):
+        return err.status, str(err)
+    if isinstance(err, RegionError | ProviderError | ValueError):
+        return 400, str(err)
+    if isinstance(err, Cancelled):
+        return 504, "no answer within the deadline; the generation was stopped"
+    log.error("stream failed", exc_info=err)
+    return 500, "internal error while generating"
+
+
+async def _stream(jobs: _Jobs, completion: responses.Completion, pieces: Callable[[CancelToken], Any]):
+    """Run ``pieces(token)`` on the worker and send each piece as an SSE chunk as it comes.
+
+    Nothing is sent until the job has produced its first piece (or ended): everything that can fail
+    before the first token (regions, prompt length, the model's first step) is an ordinary HTTP
+    error, never a 200 whose stream then says it failed."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
 
@@ -259,24 +270,39 @@ def _stream(jobs: _Jobs, completion: responses.Completion, pieces: Callable[[Can
 
     future, token = jobs.submit(job)
     future.add_done_callback(lambda f: post(("done", f)))
+    try:
+        first = await asyncio.wait_for(events.get(), jobs.timeout_s + 1.0)
+    except TimeoutError:
+        token.cancel()
+        raise HTTPException(504, f"no answer within {jobs.timeout_s:g} s; try fewer regions or tokens") from None
+    except asyncio.CancelledError:
+        token.cancel()
+        raise
+    if first[0] == "done" and not first[1].cancelled() and first[1].exception() is not None:
+        token.cancel()
+        err = first[1].exception()
+        if isinstance(err, Cancelled):
+            raise HTTPException(504, f"no answer within {jobs.timeout_s:g} s; try fewer regions or tokens")
+        if isinstance(err, ShuttingDown):
+            raise HTTPException(503, str(err))
+        status, message = _failure(err)
+        if status == 500:
+            raise err
+        raise BadRequest(message, status)
 
     async def sse():
         try:
             yield completion.chunk({"role": "assistant", "content": ""})
+            kind, value = first
             while True:
-                kind, value = await events.get()
                 if kind == "piece":
                     yield completion.chunk({"content": value})
+                    kind, value = await events.get()
                     continue
                 if value.cancelled() or value.exception() is None:
                     yield completion.chunk({}, "stop")
                 else:
-                    err = value.exception()
-                    status = 400 if isinstance(err, BadRequest | ValueError) else (
-                        504 if isinstance(err, Cancelled) else 500)
-                    if status == 500:
-                        log.error("stream failed", exc_info=err)
-                    yield responses.sse_error(str(err) if status != 500 else "internal error while generating", status)
+                    yield responses.sse_error(*reversed(_failure(value.exception())))
                 yield responses.SSE_DONE
                 return
         finally:

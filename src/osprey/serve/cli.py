@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-regions", type=int, default=DEFAULTS.max_regions)
     p.add_argument("--max-new-tokens", type=int, default=DEFAULTS.max_new_tokens,
                    help="the most tokens a client may ask for")
+    p.add_argument("--max-text-chars", type=int, default=DEFAULTS.max_text_chars,
+                   help="characters of question / chat text per request (413 beyond)")
+    p.add_argument("--max-prompt-tokens", type=int, default=DEFAULTS.max_prompt_tokens,
+                   help="tokens of the rendered prompt (413 beyond)")
     p.set_defaults(func=_run_serve)
 
 

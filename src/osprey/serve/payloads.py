@@ -12,15 +12,17 @@ model worker.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from PIL import Image
 
+from osprey import masks as mask_io
 from osprey.inference.predictor import QUESTIONS, RESERVED, check_question, question_text
 from osprey.model.generation import DecodingOptions
-from osprey.serve.decoding import decode_image
+from osprey.serve.decoding import MAX_POINTS, check_specs, decode_image
 from osprey.serve.http import BadRequest
 from osprey.serve.settings import ServeSettings
 from osprey.text.conversation import Turn
@@ -32,6 +34,7 @@ REGIONS = {"type": "array", "items": {}, "description": REGION_SPECS}
 IMAGE = {"type": "string", "description": "base64 image bytes or a data: URL (never a path or http URL)"}
 INTEGER, NUMBER, STRING, BOOLEAN = ({"type": t} for t in ("integer", "number", "string", "boolean"))
 POINT = {"type": "array", "items": NUMBER, "minItems": 2, "maxItems": 2}
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 2.0
 MULTIPART = {"image": {"type": "string", "format": "binary"}, "regions": {"type": "string", "description": "JSON list"}}
 
 
@@ -60,53 +63,113 @@ def request_schema(request: type, *, multipart: bool = False) -> dict:
 # ------------------------------------------------------------------------------------ shared checks
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def flag(body: Mapping, key: str, default: bool = False) -> bool:
+    """A real JSON boolean (``"false"``, ``0`` or an object are refused, not read as truthy)."""
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise BadRequest(f"{key} is {_short(value)}; expected true or false", param=key)
+    return value
+
+
+def text_field(body: Mapping, key: str, limit: int) -> str | None:
+    """A string of at most ``limit`` characters, or None when absent."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} is a {type(value).__name__}; expected a string", param=key)
+    if len(value) > limit:
+        raise BadRequest(f"{key} is {len(value)} characters; at most {limit} are allowed", status=413, param=key)
+    return value
+
+
+def integer(value: Any, name: str, low: int, high: int) -> int:
+    if not _is_int(value) or not low <= value <= high:
+        raise BadRequest(f"{name} is {_short(value)}; expected an integer in {low}..{high}", param=name)
+    return value
+
+
 def decoding_options(settings: ServeSettings, max_new_tokens: Any = None, temperature: Any = None,
-                     top_p: Any = None, seed: Any = None) -> DecodingOptions:
-    """How to decode: greedy unless ``temperature > 0``; at most ``settings.max_new_tokens`` tokens."""
+                     top_p: Any = None, seed: Any = None, *, tokens_key: str = "max_tokens") -> DecodingOptions:
+    """How to decode: greedy unless ``temperature > 0``; at most ``settings.max_new_tokens`` tokens.
+    ``temperature`` is 0 (greedy) or in [0.01, 2]; ``top_p`` in (0, 1]; ``seed`` a signed 64-bit int."""
     tokens = settings.default_new_tokens if max_new_tokens is None else max_new_tokens
-    if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= settings.max_new_tokens:
-        raise BadRequest(f"max tokens {tokens!r}; expected an integer in 1..{settings.max_new_tokens}")
-    for name, value in (("temperature", temperature), ("top_p", top_p)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise BadRequest(f"{name} {value!r}; expected a number")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise BadRequest(f"seed {seed!r}; expected an integer")
+    if not _is_int(tokens) or not 1 <= tokens <= settings.max_new_tokens:
+        raise BadRequest(f"{tokens_key} is {_short(tokens)}; expected an integer in 1..{settings.max_new_tokens}",
+                         param=tokens_key)
+    if temperature is not None and (not _is_number(temperature) or not (
+            temperature == 0 or MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE)):
+        raise BadRequest(f"temperature is {_short(temperature)}; expected 0 (greedy) or a number in "
+                         f"{MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g}", param="temperature")
+    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
+        raise BadRequest(f"top_p is {_short(top_p)}; expected a number in (0, 1]", param="top_p")
+    if seed is not None:
+        integer(seed, "seed", -(2**63), 2**63 - 1)
     sample = temperature is not None and temperature > 0
-    try:
-        return DecodingOptions(max_new_tokens=tokens, do_sample=sample,
-                               temperature=float(temperature) if sample else 0.2,
-                               top_p=float(top_p) if top_p is not None else 1.0, seed=seed)
-    except ValueError as err:
-        raise BadRequest(str(err)) from None
+    return DecodingOptions(max_new_tokens=tokens, do_sample=sample,
+                           temperature=float(temperature) if sample else 0.2,
+                           top_p=float(top_p) if top_p is not None else 1.0, seed=seed)
 
 
-def check_region_list(specs: Any, max_regions: int) -> tuple[Any, ...]:
-    """The client's region specs, if they are a list of at most ``max_regions``."""
+def check_region_list(specs: Any, max_regions: int, image: Image.Image | None = None,
+                      settings: ServeSettings | None = None) -> tuple[Any, ...]:
+    """The client's region specs, if they are a list of at most ``max_regions``; with ``image``,
+    each spec is checked against its size (:func:`osprey.serve.decoding.check_specs`) and the masks'
+    total pixels against ``settings.max_mask_pixels``."""
     if specs is None:
         return ()
     if not isinstance(specs, list):
-        raise BadRequest(f"regions is a {type(specs).__name__}; expected a list of region specs")
+        raise BadRequest(f"regions is a {type(specs).__name__}; expected a list of region specs", param="regions")
     if len(specs) > max_regions:
-        raise BadRequest(f"{len(specs)} regions given; at most {max_regions} per request are allowed")
+        raise BadRequest(f"{len(specs)} regions given; at most {max_regions} per request are allowed",
+                         param="regions")
+    if image is not None and settings is not None:
+        pixels = len(specs) * image.width * image.height
+        if pixels > settings.max_mask_pixels:
+            raise BadRequest(f"{len(specs)} regions of a {image.width}x{image.height} image are {pixels} mask "
+                             f"pixels; at most {settings.max_mask_pixels} are allowed (fewer regions or a "
+                             "smaller image)", status=413, param="regions")
+        check_specs(specs, image.height, image.width)
     return tuple(specs)
 
 
-def check_text(text: Any, num_regions: int, what: str = "question") -> str:
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_text(text: Any, num_regions: int, what: str = "question", param: str | None = None) -> str:
     """The text, if it names only regions that exist and holds no reserved slot token
     (:func:`osprey.inference.predictor.check_question`, as a 400)."""
     try:
         return check_question(text, num_regions, what)
     except ValueError as err:
-        raise BadRequest(str(err)) from None
+        raise BadRequest(str(err), param=param or what) from None
 
 
 def check_turns(turns: Sequence[Turn], num_regions: int) -> None:
     for k, turn in enumerate(turns):
         if turn.role == "user":
-            check_text(turn.text, num_regions, f"message {k + 1}")
+            check_text(turn.text, num_regions, f"message {k + 1}", "messages")
         elif RESERVED.search(turn.text):
             raise BadRequest(f"assistant message {k + 1} contains {RESERVED.search(turn.text).group(0)!r}; "
-                             "slot tokens cannot appear in text")
+                             "slot tokens cannot appear in text", param="messages")
+
+
+def _image(body: Mapping, settings: ServeSettings, hint: str) -> Image.Image:
+    if body.get("image") is None:
+        raise BadRequest(f"no 'image'; expected {hint}", param="image")
+    return decode_image(body["image"], settings.max_image_pixels, max_aspect=settings.max_aspect_ratio)
 
 
 # ----------------------------------------------------------------------------------------- describe
@@ -125,24 +188,23 @@ class DescribeRequest:
 
 
 def parse_describe(body: Mapping, settings: ServeSettings) -> DescribeRequest:
-    if "image" not in body:
-        raise BadRequest("no 'image'; expected base64 image bytes, a data: URL or a multipart file")
-    mode, question = body.get("mode", "short"), body.get("question")
+    mode, question = body.get("mode", "short"), text_field(body, "question", settings.max_text_chars)
     if question is not None:
         mode, asked = None, check_text(question, 1, "question")
-    elif mode not in QUESTIONS:
-        raise BadRequest(f"mode {mode!r}; expected one of {', '.join(QUESTIONS)} (or give a 'question')")
+    elif not isinstance(mode, str) or mode not in QUESTIONS:
+        raise BadRequest(f"mode is {_short(mode)}; expected one of {', '.join(QUESTIONS)} (or give a 'question')",
+                         param="mode")
     else:
         asked = mode
     try:
         prompt = question_text(asked)
     except ValueError as err:
-        raise BadRequest(str(err)) from None
-    options = decoding_options(settings, body.get("max_new_tokens"))
-    image = decode_image(body["image"], settings.max_image_pixels)
+        raise BadRequest(str(err), param="question") from None
+    options = decoding_options(settings, body.get("max_new_tokens"), tokens_key="max_new_tokens")
+    image = _image(body, settings, "base64 image bytes, a data: URL or a multipart file")
     if not body.get("regions"):
-        raise BadRequest("no regions; expected a non-empty 'regions' list")
-    regions = check_region_list(body["regions"], settings.max_regions)
+        raise BadRequest("no regions; expected a non-empty 'regions' list", param="regions")
+    regions = check_region_list(body["regions"], settings.max_regions, image, settings)
     return DescribeRequest(image=image, regions=regions, mode=mode, question=prompt, options=options)
 
 
@@ -163,23 +225,31 @@ class SegmentRequest:
 
 
 def parse_segment(body: Mapping, settings: ServeSettings) -> SegmentRequest:
-    if "image" not in body:
-        raise BadRequest("no 'image'; expected base64 image bytes or a data: URL")
-    prompts = [k for k in ("point", "points", "box") if body.get(k) is not None] + (
-        ["everything"] if body.get("everything") else [])
+    everything = flag(body, "everything")
+    prompts = [k for k in ("point", "points", "box") if body.get(k) is not None] + (["everything"] if everything else [])
     if len(prompts) != 1:
-        raise BadRequest(f"prompts {prompts}; expected exactly one of point, points, box, everything")
+        raise BadRequest(f"prompts {prompts}; expected exactly one of point, points, box, everything",
+                         param=prompts[-1] if prompts else "point")
     pick = None
     if body.get("pick") is not None:
-        try:
-            x, y = (float(v) for v in body["pick"])
-        except (TypeError, ValueError):
-            raise BadRequest(f"pick {body['pick']!r}; expected [x, y]") from None
-        pick = (x, y)
-    image = decode_image(body["image"], settings.max_image_pixels)
+        value = body["pick"]
+        if not isinstance(value, list) or len(value) != 2 or not all(_is_number(v) for v in value):
+            raise BadRequest(f"pick is {_short(value)}; expected [x, y], two finite numbers", param="pick")
+        pick = (float(value[0]), float(value[1]))
+    image = _image(body, settings, "base64 image bytes or a data: URL")
     points = [body["point"]] if body.get("point") is not None else body.get("points")
-    return SegmentRequest(image=image, points=points, labels=body.get("labels"), box=body.get("box"),
-                          everything=bool(body.get("everything")), pick=pick)
+    labels, box = body.get("labels"), body.get("box")
+    try:
+        if points is not None:
+            if isinstance(points, list) and len(points) > MAX_POINTS:
+                raise BadRequest(f"points has {len(points)} points; at most {MAX_POINTS} are allowed",
+                                 param="points")
+            mask_io.check_points(points, labels, image.height, image.width)
+        elif box is not None:
+            mask_io.box_pixels(box, image.height, image.width)
+    except mask_io.MaskError as err:
+        raise BadRequest(f"{prompts[0]}: {err}", param=prompts[0]) from None
+    return SegmentRequest(image=image, points=points, labels=labels, box=box, everything=everything, pick=pick)
 
 
 # --------------------------------------------------------------------------------- chat completions
@@ -190,7 +260,8 @@ class ChatRequest:
     part is the picture; later image_url parts are region masks (PNG: alpha channel or non-zero
     pixels); ``{'type': 'region', 'region': spec}`` parts carry RLE/polygons/boxes/points. Text names
     regions <region1>... in the order they appear (top-level ``regions`` first). System messages are
-    ignored; ``n`` must be 1; ``temperature > 0`` samples (seeded by ``seed``), else greedy."""
+    ignored; ``n`` must be 1; ``temperature > 0`` samples (seeded by ``seed``), else greedy; ``model``,
+    when given, must name the served model (else 404)."""
 
     image: Image.Image = field(metadata=wire(required=True, messages={"type": "array", "items": {"type": "object"}}))
     regions: tuple[Any, ...] = field(metadata=wire(regions=REGIONS))
@@ -200,26 +271,38 @@ class ChatRequest:
                                                    temperature=NUMBER, top_p=NUMBER, seed=INTEGER,
                                                    n={**INTEGER, "default": 1}))
     stream: bool = field(metadata=wire(stream={**BOOLEAN, "default": False}))
-    model: str | None = field(metadata=wire(model={**STRING, "description": "ignored: the server serves one model"}))
+    model: str | None = field(metadata=wire(model={**STRING, "description": "the served model (see /v1/models)"}))
 
 
-def parse_chat(body: Mapping, settings: ServeSettings) -> ChatRequest:
+def parse_chat(body: Mapping, settings: ServeSettings, models: Collection[str] = ()) -> ChatRequest:
     """Split OpenAI-style messages into the image, region specs, history and the question, checked
-    against each other (every <regionK> names a given region)."""
-    if body.get("n", 1) != 1:
-        raise BadRequest(f"n={body.get('n')!r}; this server returns exactly one choice (n=1)")
-    options = decoding_options(settings, body.get("max_completion_tokens", body.get("max_tokens")),
-                               body.get("temperature"), body.get("top_p"), body.get("seed"))
+    against each other (every <regionK> names a given region). ``models``: the names ``model`` may
+    take (empty: any)."""
+    model = text_field(body, "model", 256)
+    if model is not None and models and model not in models:
+        raise BadRequest(f"model {model[:80]!r} does not exist; this server serves {sorted(models)[0]!r} "
+                         "(see /v1/models)", status=404, param="model", code="model_not_found")
+    if body.get("n") is not None and (not _is_int(body["n"]) or body["n"] != 1):
+        raise BadRequest(f"n={_short(body['n'])}; this server returns exactly one choice (n=1)", param="n")
+    stream = flag(body, "stream")
+    key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    options = decoding_options(settings, body.get(key), body.get("temperature"), body.get("top_p"),
+                               body.get("seed"), tokens_key=key)
     image_data, specs, turns = _conversation(body, settings.max_messages)
-    image = decode_image(image_data, settings.max_image_pixels)
-    regions = check_region_list(specs, settings.max_regions)
+    image = decode_image(image_data, settings.max_image_pixels, "messages image_url",
+                         max_aspect=settings.max_aspect_ratio)
+    regions = check_region_list(specs, settings.max_regions, image, settings)
     history, question = tuple(turns[:-1]), turns[-1].text
+    total = sum(len(t.text) for t in turns)
+    if total > settings.max_text_chars:
+        raise BadRequest(f"messages hold {total} characters of text; at most {settings.max_text_chars} are "
+                         "allowed", status=413, param="messages", code="prompt_too_long")
     check_turns(history, len(regions))
-    check_text(question, len(regions), "the last user message")
+    check_text(question, len(regions), "the last user message", "messages")
     if not question.strip():
-        raise BadRequest("the last user message has no text; expected a question")
+        raise BadRequest("the last user message has no text; expected a question", param="messages")
     return ChatRequest(image=image, regions=regions, history=history, question=question, options=options,
-                       stream=bool(body.get("stream")), model=body.get("model"))
+                       stream=stream, model=model)
 
 
 def _conversation(body: Mapping, max_messages: int) -> tuple[Any, list[Any], list[Turn]]:
@@ -232,23 +315,24 @@ def _conversation(body: Mapping, max_messages: int) -> tuple[Any, list[Any], lis
     """
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise BadRequest("messages is missing or empty; expected a list of {'role', 'content'} objects")
+        raise BadRequest("messages is missing or empty; expected a list of {'role', 'content'} objects", param="messages")
     if len(messages) > max_messages:
-        raise BadRequest(f"{len(messages)} messages; at most {max_messages} are allowed")
+        raise BadRequest(f"{len(messages)} messages; at most {max_messages} are allowed", param="messages")
     image_data = None
+    if body.get("regions") is not None and not isinstance(body["regions"], list):
+        raise BadRequest(f"regions is a {type(body['regions']).__name__}; expected a list of region specs",
+                         param="regions")
     specs: list[Any] = list(body.get("regions") or [])
-    if not isinstance(body.get("regions") or [], list):
-        raise BadRequest(f"regions is a {type(body.get('regions')).__name__}; expected a list of region specs")
     turns: list[Turn] = []
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, Mapping):
-            raise BadRequest(f"{where} is a {type(message).__name__}; expected an object with role and content")
+            raise BadRequest(f"{where} is a {type(message).__name__}; expected an object with role and content", param="messages")
         role = message.get("role")
         if role in ("system", "developer"):
             continue
         if role not in ("user", "assistant"):
-            raise BadRequest(f"{where}.role is {role!r}; expected 'system', 'user' or 'assistant'")
+            raise BadRequest(f"{where}.role is {_short(role)}; expected 'system', 'user' or 'assistant'", param="messages")
         texts = []
         for j, part in enumerate(_parts(message.get("content"), where)):
             kind = part["type"]
@@ -264,21 +348,21 @@ def _conversation(body: Mapping, max_messages: int) -> tuple[Any, list[Any], lis
             elif kind == "region" and role == "user":
                 specs.append(part.get("region"))
             else:
-                raise BadRequest(f"{where}.content[{j}] has type {kind!r} in a {role} message; expected 'text' "
-                                 "(or 'image_url' / 'region' in user messages)")
+                raise BadRequest(f"{where}.content[{j}] has type {_short(kind)} in a {role} message; expected 'text' "
+                                 "(or 'image_url' / 'region' in user messages)", param="messages")
         if not all(isinstance(t, str) for t in texts):
-            raise BadRequest(f"{where}: a text part has no string 'text'")
+            raise BadRequest(f"{where}: a text part has no string 'text'", param="messages")
         turns.append(Turn(role, "\n".join(texts)))
     if not turns or turns[-1].role != "user":
-        raise BadRequest("the last non-system message must be from the user (the question to answer)")
+        raise BadRequest("the last non-system message must be from the user (the question to answer)", param="messages")
     for a, b in itertools.pairwise(turns):
         if a.role == b.role:
-            raise BadRequest(f"two {a.role} messages in a row; expected user and assistant turns to alternate")
+            raise BadRequest(f"two {a.role} messages in a row; expected user and assistant turns to alternate", param="messages")
     if turns[0].role != "user":
-        raise BadRequest("the first non-system message must be from the user")
+        raise BadRequest("the first non-system message must be from the user", param="messages")
     if image_data is None:
         raise BadRequest("no image: put the picture in the first user message as an image_url part "
-                         "(data:image/png;base64,...)")
+                         "(data:image/png;base64,...)", param="messages")
     return image_data, specs, turns
 
 
@@ -286,9 +370,9 @@ def _parts(content: Any, where: str) -> list[Mapping]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     if not isinstance(content, list):
-        raise BadRequest(f"{where}.content is a {type(content).__name__}; expected a string or a list of parts")
+        raise BadRequest(f"{where}.content is a {type(content).__name__}; expected a string or a list of parts", param="messages")
     for j, part in enumerate(content):
         if not isinstance(part, Mapping) or "type" not in part:
             raise BadRequest(f"{where}.content[{j}] is not an object with a 'type'; expected "
-                             "{'type': 'text'|'image_url'|'region', ...}")
+                             "{'type': 'text'|'image_url'|'region', ...}", param="messages")
     return content

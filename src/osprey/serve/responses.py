@@ -71,5 +71,8 @@ class Completion:
 
 
 def sse_error(message: str, status: int) -> str:
-    """The event that ends a stream which failed after its 200 was sent."""
-    return f"data: {json.dumps({'error': {'message': message, 'code': status}})}\n\n"
+    """The event that ends a stream which failed after its 200 was sent: OpenAI's error object (the
+    envelope of every other error), the would-be HTTP status in ``code``."""
+    kind = "invalid_request_error" if status < 500 else ("timeout_error" if status == 504 else "server_error")
+    body = {"error": {"message": message, "type": kind, "param": None, "code": status}}
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"

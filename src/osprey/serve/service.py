@@ -18,9 +18,11 @@ import numpy as np
 from PIL import Image
 
 from osprey.inference.batch import EncodedImage, Query
-from osprey.inference.predictor import RANDOM_WEIGHTS_NOTE, Answer, RegionPredictor
+from osprey.inference.predictor import RANDOM_WEIGHTS_NOTE, Answer, RegionPredictor, question_text
 from osprey.inference.providers import MaskProvider, build_provider
+from osprey.masks import resize_mask
 from osprey.model.generation import DecodingOptions
+from osprey.serve.http import BadRequest
 from osprey.serve.worker import Cancelled
 from osprey.text.conversation import Turn
 
@@ -34,6 +36,7 @@ class RegionService:
     model_name: str
     random_init: bool
     encode_cache: int = 4
+    max_prompt_tokens: int = 4096  # prefill budget: a longer prompt is refused before the model runs
 
     def __post_init__(self) -> None:
         self._encoded: OrderedDict[str, EncodedImage] = OrderedDict()
@@ -64,6 +67,10 @@ class RegionService:
     def describe(self, image: Image.Image, masks: np.ndarray, question: str, options: DecodingOptions,
                  cancelled: Callable[[], bool]) -> list[Answer]:
         """One answer per mask; ``question`` is a mode (short/detailed/category) or text with <region1>."""
+        if len(masks):
+            one = self.predictor.prompt_length(Query(question_text(question), (0,)), masks[:1])
+            tail = len(self.predictor.tokenizer.encode(question_text(question))) + 16
+            self._check_prompt(one + (len(masks) - 1) * tail, f"{len(masks)} regions with this question")
         answers = self.predictor.describe(self.encode(image), masks, question, options, cancel=cancelled)
         return _finished(answers)
 
@@ -71,13 +78,21 @@ class RegionService:
                options: DecodingOptions, cancelled: Callable[[], bool]) -> Answer:
         """The next assistant turn; ``<regionK>`` is the K-th of all ``masks``. It carries its usage."""
         query = self._chat_query(history, question, len(masks))
+        self._check_prompt(self.predictor.prompt_length(query, masks), "the conversation")
         return _finished(self.predictor.ask(self.encode(image), masks, [query], options, cancel=cancelled))[0]
 
     def stream(self, image: Image.Image, masks: np.ndarray, history: Sequence[Turn], question: str,
                options: DecodingOptions) -> Iterator[str]:
         query = self._chat_query(history, question, len(masks))
+        self._check_prompt(self.predictor.prompt_length(query, masks), "the conversation")
         for _index, piece in self.predictor.stream(self.encode(image), masks, [query], options):
             yield piece
+
+    def _check_prompt(self, tokens: int, what: str) -> None:
+        if tokens > self.max_prompt_tokens:
+            raise BadRequest(f"{what} makes a prompt of about {tokens} tokens; at most {self.max_prompt_tokens} "
+                             "are allowed (fewer regions, shorter messages)", status=413, param="messages",
+                             code="prompt_too_long")
 
     @staticmethod
     def _chat_query(history: Sequence[Turn], question: str, regions: int) -> Query:
@@ -85,12 +100,26 @@ class RegionService:
 
     # -- masks ---------------------------------------------------------------------------------
     def segment(self, image: Image.Image, *, points: list | None = None, labels: list | None = None,
-                box: list | None = None, everything: bool = False) -> list[np.ndarray]:
+                box: list | None = None, everything: bool = False, everything_pixels: int | None = None
+                ) -> list[np.ndarray]:
+        """Masks from a prompt. "Everything" on an image over ``everything_pixels`` runs on a smaller
+        copy (its masks come back at the image's size): its memory grows with the pixels."""
         if everything:
-            return self.provider.everything(image)
+            return self.everything(image, everything_pixels)
         if box is not None:
             return [self.provider.from_box(image, box)]
         return [self.provider.from_points(image, points, labels)]
+
+
+    def everything(self, image: Image.Image, max_pixels: int | None, keep: int = 64) -> list[np.ndarray]:
+        """The ``keep`` largest segments, at the image's size."""
+        scale = 1.0 if max_pixels is None else min(1.0, (max_pixels / (image.width * image.height)) ** 0.5)
+        if scale >= 1.0:
+            return [m for m in self.provider.everything(image) if m.any()][:keep]
+        small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.Resampling.BILINEAR)
+        masks = [m for m in self.provider.everything(small) if m.any()][:keep]
+        return [resize_mask(m, (image.height, image.width)) for m in masks]
 
 
 def _finished(answers: list[Answer]) -> list[Answer]:
@@ -101,7 +130,8 @@ def _finished(answers: list[Answer]) -> list[Answer]:
 
 
 def load_service(model: str | None, *, sam_checkpoint=None, sam_type: str = "vit_b", max_regions: int = 32,
-                 encode_cache: int = 4, device: str | None = "auto", dtype: str = "auto") -> RegionService:
+                 encode_cache: int = 4, device: str | None = "auto", dtype: str = "auto",
+                 max_prompt_tokens: int = 4096) -> RegionService:
     """Load the model named by ``model`` (bundled, preset or folder; None: the default) and the mask
     provider, both on ``device`` (``auto``: a GPU when there is one); the model runs in ``dtype``
     (``auto``: as its weights are stored; float32, bfloat16, or float16 on a GPU)."""
@@ -112,6 +142,6 @@ def load_service(model: str | None, *, sam_checkpoint=None, sam_type: str = "vit
     network, tokenizer, random_init = load_model(model, device=where, dtype=dtype)
     provider = build_provider(sam_checkpoint, sam_type, device=str(where))  # no checkpoint: GrabCut
     predictor = RegionPredictor(network, tokenizer, max_regions=max(max_regions, 1))
-    return RegionService(predictor, provider, str(model), random_init, encode_cache)
+    return RegionService(predictor, provider, str(model), random_init, encode_cache, max_prompt_tokens)
 
 
