@@ -86,6 +86,9 @@ def _open(raw: bytes, what: str, max_pixels: int, max_aspect: float, exact: tupl
     try:
         image = Image.open(io.BytesIO(raw), formats=FORMATS)
         width, height = image.size  # read from the header, before any pixel is decoded
+    except Image.DecompressionBombError as err:  # Pillow's own guard (over 2 x MAX_IMAGE_PIXELS)
+        raise BadRequest(f"{what}: {err}; at most {max_pixels} pixels are allowed", status=413, param=what,
+                         code="image_too_large") from None
     except Exception as err:  # Pillow raises many kinds on hostile headers
         raise BadRequest(f"{what}: {len(raw)} bytes that are not a readable image in an allowed format "
                          f"({type(err).__name__}); expected PNG, JPEG, WebP, BMP or GIF", param=what) from None

@@ -130,6 +130,9 @@ def check_region_list(specs: Any, max_regions: int, image: Image.Image | None = 
         return ()
     if not isinstance(specs, list):
         raise BadRequest(f"regions is a {type(specs).__name__}; expected a list of region specs", param="regions")
+    if specs and all(isinstance(v, int | float) and not isinstance(v, bool) for v in specs):
+        raise BadRequest(f"regions is a flat list of {len(specs)} numbers; expected a list of region specs, e.g. "
+                         "[{'polygons': [[x1, y1, x2, y2, ...]]}] or [{'box': [x0, y0, x1, y1]}]", param="regions")
     if len(specs) > max_regions:
         raise BadRequest(f"{len(specs)} regions given; at most {max_regions} per request are allowed",
                          param="regions")
