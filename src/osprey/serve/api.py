@@ -29,6 +29,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from PIL import Image
@@ -38,7 +39,7 @@ from osprey.inference.providers import ProviderError
 from osprey.inference.regions import RegionError
 from osprey.masks import pick
 from osprey.serve import responses
-from osprey.serve.decoding import decode_regions
+from osprey.serve.decoding import decode_regions, upscale
 from osprey.serve.http import BadRequest, BodyLimit, install_error_handlers, read_json, read_json_or_form
 from osprey.serve.payloads import (
     ChatRequest,
@@ -107,10 +108,8 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
     async def segment(request: Request):
         """Masks from a click, a box or "segment everything" (SAM when configured, else GrabCut)."""
         req = await run_in_threadpool(parse_segment, await read_json_or_form(request), settings)
-        masks = await jobs.run(lambda _token: _segment(service, settings, req))
-        masks = [m for m in masks if m.any()][: max(settings.max_regions, 64)]
-        picked = None if req.pick is None else pick(masks, *req.pick)
-        return responses.segment_response(service, req, masks, picked)
+        records, picked = await jobs.run(lambda token: _segment(service, settings, req, token))
+        return responses.segment_response(service, req, records, picked)
 
     # -- chat completions ----------------------------------------------------------------------
     @app.post("/v1/chat/completions", tags=["openai"], dependencies=guarded,
@@ -212,27 +211,40 @@ class _Jobs:
 
 
 def _describe(service: RegionService, settings: ServeSettings, req: DescribeRequest, token: CancelToken):
-    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check)
+    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check,
+                           settings.provider_pixels)
     token.check()
     return masks, service.describe(req.image, masks, req.question, req.options, lambda: token.cancelled)
 
 
-def _segment(service: RegionService, settings: ServeSettings, req: SegmentRequest):
+def _segment(service: RegionService, settings: ServeSettings, req: SegmentRequest, token: CancelToken):
+    """(mask records at the image's size, picked index); masks are scaled up and encoded one at a time."""
     try:
-        return service.segment(req.image, points=req.points, labels=req.labels, box=req.box,
-                               everything=req.everything, everything_pixels=settings.everything_pixels)
+        masks, scale = service.segment(req.image, points=req.points, labels=req.labels, box=req.box,
+                                       everything=req.everything, provider_pixels=settings.provider_pixels,
+                                       keep=max(settings.max_regions, 64))
     except (TypeError, ValueError) as err:
         raise BadRequest(f"bad prompt: {err}") from None
+    masks = [m for m in masks if np.asarray(m).any()]
+    picked = None if req.pick is None else pick(masks, req.pick[0] * scale, req.pick[1] * scale)
+    records = []
+    for index, mask in enumerate(masks):
+        token.check()
+        full = mask if scale == 1.0 else upscale(mask, req.image.height, req.image.width)
+        records.append(responses.mask_record(index, full))
+    return records, picked
 
 
 def _chat(service: RegionService, settings: ServeSettings, req: ChatRequest, token: CancelToken):
-    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check)
+    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check,
+                           settings.provider_pixels)
     token.check()
     return service.answer(req.image, masks, req.history, req.question, req.options, lambda: token.cancelled)
 
 
 def _chat_pieces(service: RegionService, settings: ServeSettings, req: ChatRequest, token: CancelToken):
-    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check)
+    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check,
+                           settings.provider_pixels)
     token.check()
     for piece in service.stream(req.image, masks, req.history, req.question, req.options):
         token.check()

@@ -230,19 +230,50 @@ def _check_rle(index: int, rle: Any, height: int, width: int) -> None:
     mask_io.check("rle", dict(rle), height, width)
 
 
-class CheckedProvider:
-    """A mask provider whose every call first runs ``check()`` (the job's deadline check)."""
+def upscale(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour ``mask`` at ``height`` x ``width`` (pixel centres), by indexing."""
+    h, w = mask.shape
+    rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
+    return np.asarray(mask, dtype=bool)[rows[:, None], cols[None, :]]
 
-    def __init__(self, provider: Any, check: Callable[[], None]) -> None:
-        self.provider, self.check = provider, check
+
+def shrink(image: Image.Image, max_pixels: int | None) -> tuple[Image.Image, float]:
+    """``image`` scaled down to at most ``max_pixels`` (itself when it is no bigger), and the scale."""
+    if max_pixels is None or image.width * image.height <= max_pixels:
+        return image, 1.0
+    scale = (max_pixels / (image.width * image.height)) ** 0.5
+    size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+    return image.resize(size, Image.Resampling.BILINEAR), size[0] / image.width
+
+
+class CheckedProvider:
+    """A mask provider whose every call first runs ``check()`` (the job's deadline check) and, on
+    an image over ``max_pixels``, runs on a smaller copy (its mask scaled back up): the weight-free
+    provider's time and memory grow with the pixels."""
+
+    def __init__(self, provider: Any, check: Callable[[], None] | None = None, max_pixels: int | None = None) -> None:
+        self.provider, self.check, self.max_pixels = provider, check or (lambda: None), max_pixels
+        self._small: tuple[int, Image.Image, float] | None = None
+
+    def _shrunk(self, image: Image.Image) -> tuple[Image.Image, float]:
+        if self._small is None or self._small[0] != id(image):
+            self._small = (id(image), *shrink(image, self.max_pixels))
+        return self._small[1], self._small[2]
+
+    def _back(self, mask: Any, image: Image.Image, scale: float) -> Any:
+        return mask if scale == 1.0 else upscale(np.asarray(mask), image.height, image.width)
 
     def from_points(self, image, points, labels=None):
         self.check()
-        return self.provider.from_points(image, points, labels)
+        small, scale = self._shrunk(image)
+        scaled = [[min(x * scale, small.width - 1), min(y * scale, small.height - 1)] for x, y in points]
+        return self._back(self.provider.from_points(small, scaled, labels), image, scale)
 
     def from_box(self, image, box):
         self.check()
-        return self.provider.from_box(image, box)
+        small, scale = self._shrunk(image)
+        return self._back(self.provider.from_box(small, [v * scale for v in box]), image, scale)
 
 
 def _client_spec(index: int, spec: Any, height: int, width: int) -> Any:
@@ -257,7 +288,7 @@ def _client_spec(index: int, spec: Any, height: int, width: int) -> Any:
 
 
 def decode_regions(specs: Sequence[Any], image: Image.Image, provider: Any, max_regions: int,
-                   check: Callable[[], None] | None = None) -> np.ndarray:
+                   check: Callable[[], None] | None = None, provider_pixels: int | None = None) -> np.ndarray:
     """``(R, H, W)`` bool masks for ``image`` from a client's region specs (already checked by
     :func:`check_specs`). Boxes and clicks run the mask provider, so this runs on the model worker;
     ``check()`` runs before each provider call (the deadline)."""
@@ -265,8 +296,8 @@ def decode_regions(specs: Sequence[Any], image: Image.Image, provider: Any, max_
         return np.zeros((0, image.height, image.width), dtype=bool)
     check_specs(specs, image.height, image.width)
     converted = [_client_spec(i, s, image.height, image.width) for i, s in enumerate(specs)]
-    if check is not None:
-        provider = CheckedProvider(provider, check)
+    if check is not None or provider_pixels is not None:
+        provider = CheckedProvider(provider, check, provider_pixels)
     try:
         return to_masks(converted, image.height, image.width, provider=provider, image=image, max_regions=max_regions)
     except (ValueError, TypeError, KeyError, IndexError) as err:

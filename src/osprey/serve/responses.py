@@ -37,10 +37,11 @@ def describe_response(service: RegionService, request: DescribeRequest, masks: n
             "regions": regions, "seconds": round(seconds, 3)}
 
 
-def segment_response(service: RegionService, request: SegmentRequest, masks: Sequence[np.ndarray],
+def segment_response(service: RegionService, request: SegmentRequest, records: Sequence[dict],
                      picked: int | None) -> dict:
+    """``records``: :func:`mask_record` of every mask (encoded on the worker, one at a time)."""
     return {"provider": service.provider.name, "size": [request.image.height, request.image.width],
-            "masks": [mask_record(i, m) for i, m in enumerate(masks)], "picked": picked}
+            "masks": list(records), "picked": picked}
 
 
 @dataclass(frozen=True)

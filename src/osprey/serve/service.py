@@ -20,8 +20,8 @@ from PIL import Image
 from osprey.inference.batch import EncodedImage, Query
 from osprey.inference.predictor import RANDOM_WEIGHTS_NOTE, Answer, RegionPredictor, question_text
 from osprey.inference.providers import MaskProvider, build_provider
-from osprey.masks import resize_mask
 from osprey.model.generation import DecodingOptions
+from osprey.serve.decoding import shrink
 from osprey.serve.http import BadRequest
 from osprey.serve.worker import Cancelled
 from osprey.text.conversation import Turn
@@ -100,26 +100,18 @@ class RegionService:
 
     # -- masks ---------------------------------------------------------------------------------
     def segment(self, image: Image.Image, *, points: list | None = None, labels: list | None = None,
-                box: list | None = None, everything: bool = False, everything_pixels: int | None = None
-                ) -> list[np.ndarray]:
-        """Masks from a prompt. "Everything" on an image over ``everything_pixels`` runs on a smaller
-        copy (its masks come back at the image's size): its memory grows with the pixels."""
+                box: list | None = None, everything: bool = False, provider_pixels: int | None = None,
+                keep: int = 64) -> tuple[list[np.ndarray], float]:
+        """(masks, scale): the provider runs on a copy of at most ``provider_pixels`` (its time and
+        memory grow with the pixels), so the masks are at ``scale`` x the image's size (1.0: the
+        image itself); "everything" keeps the ``keep`` largest non-empty segments."""
+        small, scale = shrink(image, provider_pixels)
         if everything:
-            return self.everything(image, everything_pixels)
+            return [m for m in self.provider.everything(small) if m.any()][:keep], scale
         if box is not None:
-            return [self.provider.from_box(image, box)]
-        return [self.provider.from_points(image, points, labels)]
-
-
-    def everything(self, image: Image.Image, max_pixels: int | None, keep: int = 64) -> list[np.ndarray]:
-        """The ``keep`` largest segments, at the image's size."""
-        scale = 1.0 if max_pixels is None else min(1.0, (max_pixels / (image.width * image.height)) ** 0.5)
-        if scale >= 1.0:
-            return [m for m in self.provider.everything(image) if m.any()][:keep]
-        small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.Resampling.BILINEAR)
-        masks = [m for m in self.provider.everything(small) if m.any()][:keep]
-        return [resize_mask(m, (image.height, image.width)) for m in masks]
+            return [self.provider.from_box(small, [v * scale for v in box])], scale
+        scaled = [[min(x * scale, small.width - 1), min(y * scale, small.height - 1)] for x, y in points]
+        return [self.provider.from_points(small, scaled, labels)], scale
 
 
 def _finished(answers: list[Answer]) -> list[Answer]:

@@ -22,8 +22,8 @@ class ServeSettings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096  # checked from the image header, before decoding (413)
     max_aspect_ratio: float = 10.0  # long side / short side, from the header (413)
-    max_mask_pixels: int = 32 * 1024 * 1024  # regions x image pixels in one request (413)
-    everything_pixels: int = 1024 * 1024  # "segment everything" runs on a copy at most this big
+    max_mask_pixels: int = 4096 * 4096  # regions x image pixels in one request (413): masks are resized at full size
+    provider_pixels: int = 1024 * 1024  # the mask provider (clicks, boxes, everything) runs on a copy at most this big
     max_text_chars: int = 8000  # a question, or all of a chat's message text (413)
     max_prompt_tokens: int = 4096  # the rendered prompt, counted on the worker before prefill (413)
     max_regions: int = 32
@@ -34,7 +34,7 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         for name in ("queue_size", "max_body_bytes", "max_image_pixels", "max_regions", "max_new_tokens",
-                     "default_new_tokens", "max_messages", "max_mask_pixels", "everything_pixels", "max_text_chars",
+                     "default_new_tokens", "max_messages", "max_mask_pixels", "provider_pixels", "max_text_chars",
                      "max_prompt_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: expected a positive integer")
