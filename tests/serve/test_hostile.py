@@ -138,7 +138,7 @@ def test_sixteen_clients_for_a_minute_lose_nothing(tiny_service) -> None:
                     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
                 if pick and status == 200:
                     body = response.json()
-                    key = body.get("regions") and [r["answer"] for r in body["regions"]] or \
+                    key = (body.get("regions") and [r["answer"] for r in body["regions"]]) or \
                         body.get("choices", [{}])[0].get("message", {}).get("content") or \
                         [m["rle"]["counts"] for m in body.get("masks", [])]
                     with lock:
