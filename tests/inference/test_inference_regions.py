@@ -135,3 +135,13 @@ def test_check_masks_shapes_and_emptiness() -> None:
     masks[1] = False
     with pytest.raises(RegionError, match=r"region 1 is empty.*\[1\]"):
         check_masks(masks, (H, W))
+
+
+def test_check_question_refuses_huge_region_numbers_and_surrogates_cheaply() -> None:
+    from osprey.inference.predictor import check_question
+
+    with pytest.raises(ValueError, match=r"<region999999\.\.\.\(5000 digits\)>"):
+        check_question("<region" + "9" * 5000 + ">", 2)
+    with pytest.raises(ValueError, match="lone surrogate"):
+        check_question("<region1> \ud800", 1)
+    assert check_question("<region2> and <region1>", 2) == "<region2> and <region1>"
