@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from osprey.inference.predictor import QUESTIONS, Query, RegionPredictor
-from osprey.model.generation import DecodingOptions, generate
+from osprey.model.generation import DecodingOptions, decode_steps, generate
 
 
 def _batch(predictor: RegionPredictor, encoded, masks):
@@ -92,3 +92,36 @@ def test_finished_rows_are_dropped_and_report_no_logits(predictor: RegionPredict
     for row in range(1, 4):
         if eos not in free.ids[row]:
             assert stopped.ids[row] == free.ids[row]
+
+
+@pytest.mark.parametrize("rows", [1, 4])
+def test_a_chunked_prefill_decodes_as_one_pass(predictor: RegionPredictor, encoded, masks, rows) -> None:
+    """Chunks of 17 tokens (prefix and rows cut mid-way) give the one-pass logits and greedy ids."""
+    batch = predictor.prepare(encoded, masks, [Query(QUESTIONS["short"], (i,)) for i in range(rows)])
+    model = predictor.model
+
+    def run(chunk: int):
+        steps = decode_steps(model, batch.embeds, batch.attention_mask, eos_id=-1, prefix_embeds=batch.prefix_embeds,
+                             options=DecodingOptions(max_new_tokens=6), prefill_chunk=chunk)
+        return list(steps)
+
+    whole, chunked = run(10_000), run(17)
+    packed_length = batch.attention_mask.sum().item() + (0 if batch.prefix_embeds is None else batch.prefix_embeds.shape[1])
+    assert packed_length > 3 * 17  # really several chunks
+    assert [s.tokens for s in chunked] == [s.tokens for s in whole]
+    torch.testing.assert_close(chunked[0].logits, whole[0].logits, atol=1e-4, rtol=1e-4)
+
+
+def test_cancel_between_prefill_chunks_stops_before_the_first_token(predictor: RegionPredictor, encoded,
+                                                                   masks) -> None:
+    batch = _batch(predictor, encoded, masks)
+    asked = []
+
+    def cancel() -> bool:
+        asked.append(1)
+        return True
+
+    steps = decode_steps(predictor.model, batch.embeds, batch.attention_mask, eos_id=-1,
+                         prefix_embeds=batch.prefix_embeds, options=DecodingOptions(max_new_tokens=4),
+                         cancel=cancel, prefill_chunk=17)
+    assert list(steps) == [] and asked == [1]  # asked after the first chunk, nothing decoded

@@ -140,10 +140,12 @@ class RegionPredictor:
         options: DecodingOptions | None = None,
         *,
         zero_regions: bool = False,
+        cancel: Callable[[], bool] | None = None,
     ) -> Iterator[tuple[int, str]]:
         """Yield ``(query_index, text_piece)`` as the batch decodes (for server-sent events).
 
         Work starts at the first ``next()``; each query's pieces concatenate to its full answer.
+        ``cancel`` as in :meth:`ask` (asked between prefill chunks and before every step).
         """
         queries = _as_queries(queries)
         if not queries:
@@ -151,14 +153,14 @@ class RegionPredictor:
         with torch.no_grad():
             batch = self.prepare(image, masks, queries, zero_regions=zero_regions)
         streams = [TextStream(self.tokenizer) for _ in queries]
-        yield from self._decode(batch, options, _Tally(len(queries)), streams, None)
+        yield from self._decode(batch, options, _Tally(len(queries)), streams, cancel)
 
     def _decode(self, batch: PreparedBatch, options: DecodingOptions | None, tally: _Tally,
                 streams: list[TextStream] | None, cancel: Callable[[], bool] | None) -> Iterator[tuple[int, str]]:
         """Decode ``batch``, recording ids and endings in ``tally``; with ``streams``, yield each
         row's new text pieces on the way."""
         steps = decode_steps(self.model, batch.embeds, batch.attention_mask, eos_id=self.tokenizer.eos_id,
-                             options=options, prefix_embeds=batch.prefix_embeds)
+                             options=options, prefix_embeds=batch.prefix_embeds, cancel=cancel)
         while True:
             if cancel is not None and cancel():
                 break

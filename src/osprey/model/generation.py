@@ -30,6 +30,11 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 OFFICIAL_TEMPERATURE = 0.2  # every official eval/demo script (osprey-official.md §1.9)
 OFFICIAL_TOP_P = 1.0  # the official scripts never set top_p: the transformers default, no nucleus cut
+# Packed prompts longer than this are prefilled in chunks of this many tokens, so a cancellation
+# (a server deadline) is seen between chunks rather than after one long pass. Osprey-7B prompts
+# (1,024 image tokens and the text) and every bundled-model prompt fit in one chunk, so their
+# numbers are those of a single prefill.
+PREFILL_CHUNK = 2048
 
 
 @dataclass(frozen=True)
@@ -179,13 +184,26 @@ class _Packed:
         total = self.embeds.shape[1]
         self.cache = Cache(layer_class_to_replicate=partial(_PackedLayer, total + batch * capacity_steps))
 
-    def prefill_mask(self) -> torch.Tensor | None:
-        """(1, 1, T, T) bool, or None for a single row (plain causal attention, as unbatched)."""
-        if self.batch == 1:
+    def prefill_mask(self, start: int = 0, stop: int | None = None, *, explicit: bool = False) -> torch.Tensor | None:
+        """(1, 1, stop - start, stop) bool: what packed tokens ``start:stop`` see among the first
+        ``stop``; None for a single row in one pass (plain causal attention, as unbatched) unless
+        ``explicit``."""
+        if self.batch == 1 and not explicit:
             return None
-        owner, position = self.owner, self.position
-        same = (owner[None, :] == owner[:, None]) | (owner[None, :] == -1)
-        return (same & (position[None, :] <= position[:, None]))[None, None]
+        owner, position = self.owner[:stop], self.position[:stop]
+        query_owner, query_position = owner[start:], position[start:]
+        same = (owner[None, :] == query_owner[:, None]) | (owner[None, :] == -1)
+        return (same & (position[None, :] <= query_position[:, None]))[None, None]
+
+    def chunks(self, size: int) -> list[tuple[int, int]]:
+        """``[start, stop)`` spans of at most ``size`` tokens covering the packed prompt; the last
+        holds every row's last token (the next-token logits come from it)."""
+        total = self.embeds.shape[1]
+        size = max(size, self.batch)
+        starts = list(range(0, total, size))
+        if len(starts) > 1 and total - starts[-1] < self.batch:
+            starts.pop()
+        return list(zip(starts, [*starts[1:], total], strict=True))
 
     def append(self, rows: torch.Tensor) -> torch.Tensor | None:
         """Record one new token for each of ``rows`` (A,), appended in that order; the step's
@@ -207,13 +225,17 @@ def decode_steps(
     eos_id: int,
     options: DecodingOptions | None = None,
     prefix_embeds: torch.Tensor | None = None,
+    cancel: Callable[[], bool] | None = None,
+    prefill_chunk: int = PREFILL_CHUNK,
 ) -> Iterator[Step]:
     """Decode from (B, L, D) prompt embeddings, one :class:`Step` per new token position.
 
     ``attention_mask`` (B, L) is 0 on left padding. ``prefix_embeds`` (1, P, D), when given, is a
     prefix shared by every row (it comes before each row's padding). Each row stops at its own EOS
     (unless ``options.stop_at_eos`` is False); finished rows are dropped from later steps (their
-    rows of ``Step.logits`` are ``-inf``).
+    rows of ``Step.logits`` are ``-inf``). A packed prompt longer than ``prefill_chunk`` tokens is
+    prefilled in chunks; ``cancel()`` is asked between them, and when it returns True the
+    generator ends before its first step (callers check it between steps themselves).
     """
     options = options or DecodingOptions()
     batch, length = inputs_embeds.shape[:2]
@@ -231,9 +253,14 @@ def decode_steps(
         generator = torch.Generator(device=device)
         generator.manual_seed(0 if options.seed is None else options.seed)
     packed = _Packed(inputs_embeds, attention_mask, prefix_embeds, min(options.max_new_tokens, 64))
-    out = model.forward_embeds(packed.embeds, attention_mask=packed.prefill_mask(),
-                               position_ids=packed.position[None], cache=packed.cache, use_cache=True,
-                               logits_to_keep=batch)
+    spans = packed.chunks(prefill_chunk)
+    for index, (start, stop) in enumerate(spans):
+        if index and cancel is not None and cancel():
+            return
+        mask = packed.prefill_mask() if len(spans) == 1 else packed.prefill_mask(start, stop, explicit=True)
+        out = model.forward_embeds(packed.embeds[:, start:stop], attention_mask=mask,
+                                   position_ids=packed.position[None, start:stop], cache=packed.cache,
+                                   use_cache=True, logits_to_keep=batch if stop == spans[-1][1] else 1)
     embedding = model.language_model.get_input_embeddings()
     alive = list(range(batch))  # rows still decoding, in order; ``picked`` holds their logits
     picked = out.logits[0].float()  # (B, V)

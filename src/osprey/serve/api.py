@@ -246,9 +246,10 @@ def _chat_pieces(service: RegionService, settings: ServeSettings, req: ChatReque
     masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check,
                            settings.provider_pixels)
     token.check()
-    for piece in service.stream(req.image, masks, req.history, req.question, req.options):
+    for piece in service.stream(req.image, masks, req.history, req.question, req.options, lambda: token.cancelled):
         token.check()
         yield piece
+    token.check()  # cut short by the deadline (between prefill chunks or steps): an SSE 504, not a "stop"
 
 
 def _failure(err: BaseException) -> tuple[int, str]:

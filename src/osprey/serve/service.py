@@ -82,10 +82,10 @@ class RegionService:
         return _finished(self.predictor.ask(self.encode(image), masks, [query], options, cancel=cancelled))[0]
 
     def stream(self, image: Image.Image, masks: np.ndarray, history: Sequence[Turn], question: str,
-               options: DecodingOptions) -> Iterator[str]:
+               options: DecodingOptions, cancelled: Callable[[], bool] | None = None) -> Iterator[str]:
         query = self._chat_query(history, question, len(masks))
         self._check_prompt(self.predictor.prompt_length(query, masks), "the conversation")
-        for _index, piece in self.predictor.stream(self.encode(image), masks, [query], options):
+        for _index, piece in self.predictor.stream(self.encode(image), masks, [query], options, cancel=cancelled):
             yield piece
 
     def _check_prompt(self, tokens: int, what: str) -> None:
