@@ -34,8 +34,10 @@ ALLOWED: dict[str, set[str]] = {
     "inference": PRIMITIVES | {"flags", "model"},
     "eval": PRIMITIVES | {"flags", "model", "data", "synthetic", "chat_client", "inference"},
     "serve": PRIMITIVES | {"flags", "model", "inference"},
+    "label": PRIMITIVES | {"flags", "model", "data", "inference"},  # reads annotation files, runs the predictor
     "parity": {"config", "text", "image", "model", "golden"},
-    "cli": {"flags", "model", "parity", "data", "synthetic", "curate", "train", "eval", "inference", "serve"},
+    "cli": {"flags", "model", "parity", "data", "synthetic", "curate", "train", "eval", "inference", "label", "serve"},
+    "__main__": {"cli"},  # ``python -m osprey`` (so ``accelerate launch -m osprey``) is the command line
 }
 # The root package is the front door: its lazy ``__getattr__`` may import any unit (so it is left
 # out of the cycle check; nothing runs those imports at ``import osprey``).

@@ -12,6 +12,7 @@ from osprey.curate import cli as curate_cli
 from osprey.data import cli as data_cli
 from osprey.eval import cli as eval_cli
 from osprey.inference import cli as inference_cli
+from osprey.label import cli as label_cli
 from osprey.serve import cli as serve_cli
 from osprey.synthetic import cli as synthetic_cli
 from osprey.train import cli as train_cli
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data_cli.register(sub)  # osprey data validate|show ...
     synthetic_cli.register(data_commands)  # ... synth
     curate_cli.register(data_commands)  # ... curate|part-level|pos-neg
-    for group in (train_cli, eval_cli, inference_cli, serve_cli):
+    for group in (train_cli, eval_cli, inference_cli, label_cli, serve_cli):
         group.register(sub)
     return parser
 
