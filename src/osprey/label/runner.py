@@ -35,6 +35,7 @@ class LabelStats:
     world: int = 1
     path: Path | None = None
     empty: list[tuple[str, int]] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
 
     @property
     def regions_per_second(self) -> float:
@@ -72,7 +73,7 @@ def label(
                 "options": {"short": asdict(short), "detailed": asdict(detailed)}}
     out.mkdir(parents=True, exist_ok=True)
     stats = LabelStats(images=len(mine), rank=rank, world=world, path=shard_path(out, rank))
-    start = time.perf_counter()
+    start = stats.started = time.perf_counter()
     with ShardWriter(stats.path) as writer:  # (cuts a torn tail before the done set is read)
         stats.dropped_bytes = writer.dropped
         done = done_regions(out, settings)
@@ -161,6 +162,8 @@ def _label_image(item: Item, found: list[np.ndarray], done: dict, writer: ShardW
         writer.write(lines)
         answered += len(lines)
         stats.skipped += len(indices) - len(lines)
+        rate = (stats.answered + answered) / max(1e-9, time.perf_counter() - stats.started)
+        bar.set_postfix_str(f"{rate:.2f} regions/s answered", refresh=False)  # (the bar's own rate counts skips)
         bar.update(len(indices))
         if on_batch is not None:
             on_batch(len(lines))
