@@ -42,6 +42,11 @@ from osprey.text.tokenizer import SlotIds, TextTokenizer
 PARSE_FAILED = "parse_failed"
 TOO_LONG = "first_turn_too_long"
 IMAGE_UNREADABLE = "image_unreadable"
+MASK_SIZE_MISMATCH = "mask_image_size_mismatch"
+
+
+class MaskSizeError(ValueError):
+    """A record's masks are not the size of its image (counted as MASK_SIZE_MISMATCH)."""
 
 
 @dataclass
@@ -110,6 +115,7 @@ class ModelTransform:
         std: Sequence[float],
         max_length: int = 2048,
         region_text: str = "none",
+        truncate: bool = True,
     ) -> None:
         self.region_text = check_region_text(region_text)
         self.tokenizer = tokenizer
@@ -119,16 +125,19 @@ class ModelTransform:
         self.image_size = image_size
         self.mean, self.std = tuple(mean), tuple(std)
         self.max_length = max_length
+        self.truncate = truncate  # False: never drop turns (the official tokenizer_image_token)
 
     @classmethod
-    def for_model(cls, model: Any, tokenizer: TextTokenizer, *, max_length: int = 2048) -> ModelTransform:
-        """The transform matching an :class:`~osprey.model.osprey.OspreyModel`'s config."""
+    def for_model(cls, model: Any, tokenizer: TextTokenizer, *, max_length: int = 2048,
+                  template: str | None = None, truncate: bool = True) -> ModelTransform:
+        """The transform matching an :class:`~osprey.model.osprey.OspreyModel`'s config; ``template``
+        overrides the model's (training renders with ``v1`` where the official does)."""
         from osprey.text.conversation import get_template
 
         vision = model.config.vision
         return cls(
             tokenizer=tokenizer,
-            template=get_template(model.config.template),
+            template=get_template(template or model.config.template),
             slots=model.slots,
             num_image_tokens=model.num_image_tokens,
             image_size=vision.image_size,
@@ -136,6 +145,7 @@ class ModelTransform:
             std=vision.std,
             max_length=max_length,
             region_text=getattr(model.config, "region_text", "none"),
+            truncate=truncate,
         )
 
     def render(
@@ -158,7 +168,7 @@ class ModelTransform:
                 add_generation_prompt=False,
                 region_texts=region_texts,
             )
-            if len(rendered.input_ids) <= self.max_length:
+            if not self.truncate or len(rendered.input_ids) <= self.max_length:
                 return rendered.input_ids, rendered.labels, rendered.region_order, dropped
             if len(turns) <= 2:
                 raise ValueError(
@@ -180,7 +190,7 @@ class ModelTransform:
             decoded = [decode(k) for k in order]
             masks = torch.from_numpy(np.stack(decoded)).float()
             if tuple(masks.shape[-2:]) != (image.height, image.width):
-                raise ValueError(
+                raise MaskSizeError(
                     f"{sample.sample_id}: masks are {tuple(masks.shape[-2:])} but the image is "
                     f"{(image.height, image.width)}"
                 )
@@ -261,6 +271,8 @@ class RegionDataset(Dataset):
         e, _ = self._index[i]
         try:
             return self.transform(sample, self._entries[e].image_root)
+        except MaskSizeError as err:
+            return Skipped(MASK_SIZE_MISMATCH, str(err))
         except ValueError as err:
             return Skipped(TOO_LONG, f"{sample.sample_id}: {err}")
         except OSError as err:

@@ -24,6 +24,10 @@ class ConversationTemplate:
     roles: tuple[str, str] = ("USER", "ASSISTANT")
     sep: str = " "
     sep2: str = "</s>"
+    # "plain": LLaVA's projector-pretraining layout (``conv_osprey_plain``/``preprocess_plain``): the
+    # user turn is replaced by ``<image>`` alone, the answer (a caption) follows it with ``sep``
+    # ("\n") and no eos; only the caption and ``sep`` are supervised. Single exchange only.
+    style: Literal["two", "plain"] = "two"
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ TEMPLATES: dict[str, ConversationTemplate] = {
             "The assistant gives helpful, detailed, and polite answers to the human's questions."
         ),
     ),
+    "plain": ConversationTemplate(name="plain", system="", roles=("", ""), sep="\n", sep2="", style="plain"),
 }
 
 

@@ -21,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", nargs="?", const=True, default=False,
                    help="continue from the newest complete checkpoint in output_dir (or the one given)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved plan (every training key with its value, the modules that train, "
+                   "where each module starts from) and exit without loading any weights or data")
     p.set_defaults(func=run)
 
 
@@ -28,7 +31,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from osprey.train.config import load_config
-    from osprey.train.loop import Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -37,6 +39,13 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, TypeError) as err:
         print(f"osprey train: {err}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        from osprey.train.plan import describe_plan
+
+        print(describe_plan(cfg))
+        return 0
+    from osprey.train.loop import Trainer
+
     Trainer(cfg).run(resume=args.resume)
     return 0
 
