@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from osprey.flags import add_model_flags
+from osprey.flags import add_decoding_flags, add_model_flags
 
 if TYPE_CHECKING:  # (imported when a command runs: registering the commands loads no torch)
     import numpy as np
@@ -174,14 +174,15 @@ def _add_describe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--question", default=None, help="custom question naming the region <region1>")
     add_model_flags(p)
     add_provider_flags(p)
-    p.add_argument("--max-new-tokens", type=int, default=64)
+    add_decoding_flags(p)
     p.add_argument("--out", type=Path, default=Path("outputs/describe"), help="folder for overlay.png and answers.json")
     p.set_defaults(func=_run_describe)
 
 
 def _run_describe(args: argparse.Namespace) -> int:
     from osprey.masks import mask_record
-    from osprey.model.generation import DecodingOptions
+    from osprey.model.generation import options_from_flags
+    from osprey.model.loading import generation_defaults
     from osprey.overlay import save_overlay
 
     start = time.perf_counter()
@@ -189,9 +190,9 @@ def _run_describe(args: argparse.Namespace) -> int:
     if args.question:
         _checked(args.question, 1)
     run = _load(args)
+    options = options_from_flags(args, generation_defaults(run.predictor.model))
     try:
-        answers = run.predictor.describe(run.image, run.masks, question,
-                                         DecodingOptions(max_new_tokens=args.max_new_tokens))
+        answers = run.predictor.describe(run.image, run.masks, question, options)
     except ValueError as err:
         raise SystemExit(f"describe: {err}") from None
     args.out.mkdir(parents=True, exist_ok=True)
@@ -199,7 +200,7 @@ def _run_describe(args: argparse.Namespace) -> int:
     regions = [{**mask_record(i, m), "answer": a} for i, (m, a) in enumerate(zip(run.masks, answers, strict=True))]
     record = {"image": str(run.image_path), "model": str(args.model), "random_init": run.random_init,
               "question": question, "provider": run.provider.name, "device": str(run.predictor.device),
-              "dtype": run.dtype, "regions": regions}
+              "dtype": run.dtype, "decoding": options.describe(), "regions": regions}
     (args.out / "answers.json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
     for i, answer in enumerate(answers, 1):
         print(f"region {i}: {answer}")
@@ -217,17 +218,18 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
     _add_region_flags(p)
     add_model_flags(p)
     add_provider_flags(p)
-    p.add_argument("--max-new-tokens", type=int, default=128)
+    add_decoding_flags(p)
     p.set_defaults(func=_run_chat)
 
 
 def _run_chat(args: argparse.Namespace) -> int:
     from osprey.inference.predictor import check_question
-    from osprey.model.generation import DecodingOptions
+    from osprey.model.generation import options_from_flags
+    from osprey.model.loading import generation_defaults
 
     run = _load(args)
-    session = run.predictor.chat(run.predictor.encode(run.image), run.masks,
-                                 options=DecodingOptions(max_new_tokens=args.max_new_tokens))
+    options = options_from_flags(args, generation_defaults(run.predictor.model))
+    session = run.predictor.chat(run.predictor.encode(run.image), run.masks, options=options)
     count = len(run.masks)
     interactive = sys.stdin.isatty()
     print(f"{count} region(s): <region1>..<region{count}>. /regions lists them, /reset forgets the chat, "
