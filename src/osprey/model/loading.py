@@ -15,7 +15,7 @@ from osprey.config import PRESETS, OspreyConfig, apply_overrides, get_preset
 from osprey.model.cpu_layout import use_column_major_linears
 from osprey.model.language_model import tokenizer_for
 from osprey.model.osprey import OspreyModel, build_model
-from osprey.model.weights import from_pretrained
+from osprey.model.weights import from_pretrained, is_official_folder
 from osprey.text.tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ def load_model(spec: str | Path, *, dtype: str | torch.dtype | None = None, seed
         return _precision(model, dtype, for_inference), tokenizer_for(config.language_model), True
     model = _for_inference(from_pretrained(spec, dtype=dtype, merge_adapters=merge_adapters).to(device), for_inference)
     model.generation_defaults = read_generation_config(spec)
+    model.official_checkpoint = is_official_folder(Path(spec))  # (inference.demo: the official demo's prompt)
     return _precision(model, dtype, for_inference), tokenizer_for(model.config.language_model, folder=spec), False
 
 
