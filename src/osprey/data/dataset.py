@@ -57,9 +57,11 @@ class DataStats:
     truncated_samples: int = 0  # samples that lost later turns to max_length
     dropped_turns: int = 0  # (user, assistant) pairs dropped by truncation
     examples: int = 0  # examples produced
+    repaired: Counter[str] = field(default_factory=Counter)  # lenient mode: repairs per kind (data.lenient)
 
     def merge(self, other: DataStats) -> None:
         self.skipped.update(other.skipped)
+        self.repaired.update(other.repaired)
         self.truncated_samples += other.truncated_samples
         self.dropped_turns += other.dropped_turns
         self.examples += other.examples
@@ -67,6 +69,7 @@ class DataStats:
     def merge_dict(self, data: dict[str, Any]) -> None:
         """Add counts saved by :meth:`to_dict` (a checkpoint's data state)."""
         self.skipped.update(data.get("skipped", {}))
+        self.repaired.update(data.get("repaired", {}))
         self.truncated_samples += int(data.get("truncated_samples", 0))
         self.dropped_turns += int(data.get("dropped_turns", 0))
         self.examples += int(data.get("examples", 0))
@@ -77,6 +80,7 @@ class DataStats:
             "skipped": dict(self.skipped),
             "truncated_samples": self.truncated_samples,
             "dropped_turns": self.dropped_turns,
+            "repaired": dict(self.repaired),
         }
 
 
@@ -90,6 +94,7 @@ class Example:
     masks: torch.Tensor  # (R, H, W) float32, in slot order (the j-th <mask> slot uses masks[j])
     source: str
     dropped_turns: int = 0  # (user, assistant) pairs truncation removed
+    repaired: dict[str, int] = field(default_factory=dict)  # lenient repairs of its record
 
 
 @dataclass(frozen=True)
@@ -224,9 +229,11 @@ class RegionDataset(Dataset):
     """
 
     def __init__(
-        self, mixture: Mixture, transform: ModelTransform, *, seed: int = 0, limit: int | None = None
+        self, mixture: Mixture, transform: ModelTransform, *, seed: int = 0, limit: int | None = None,
+        lenient: bool = False,
     ) -> None:
         self.transform = transform
+        self.lenient = lenient  # data.lenient: repair what the official trains on, counted
         self.seed = seed
         self.epoch = 0
         self._entries: list[_Entry] = []
@@ -256,8 +263,14 @@ class RegionDataset(Dataset):
         e, r = self._index[i]
         entry = self._entries[e]
         rng = random.Random(f"{self.seed}/{self.epoch}/{e}/{r}")
+        record = entry.records[r]
+        self._repairs: Counter[str] = Counter()
+        if self.lenient:
+            from osprey.data.lenient import repair_record
+
+            record = repair_record(record, entry.source, self._repairs)
         try:
-            samples = entry.parser.parse(entry.records[r], rng=rng, index=r)
+            samples = entry.parser.parse(record, rng=rng, index=r)
         except RecordError as err:
             return Skipped(PARSE_FAILED, f"{entry.source} record {r}: {err}")
         if not samples:
@@ -269,8 +282,11 @@ class RegionDataset(Dataset):
         if isinstance(sample, Skipped):
             return sample
         e, _ = self._index[i]
+        repairs = dict(getattr(self, "_repairs", {}))
         try:
-            return self.transform(sample, self._entries[e].image_root)
+            example = self.transform(sample, self._entries[e].image_root)
+            example.repaired = repairs
+            return example
         except MaskSizeError as err:
             return Skipped(MASK_SIZE_MISMATCH, str(err))
         except ValueError as err:
@@ -383,6 +399,8 @@ def collate(examples: Sequence[Example | Skipped], *, pad_id: int) -> Batch:
     stats.examples = len(kept)
     stats.truncated_samples = sum(1 for e in kept if e.dropped_turns)
     stats.dropped_turns = sum(e.dropped_turns for e in kept)
+    for e in kept:
+        stats.repaired.update(e.repaired)
     if not kept:
         return Batch.empty(stats)
     length = max(int(e.input_ids.numel()) for e in kept)

@@ -98,7 +98,8 @@ class Trainer:
         self.model.to(self.accelerator.device)  # one process too: accelerate's prepare() only runs for several
         transform = ModelTransform.for_model(self.model, self.tokenizer, max_length=cfg.max_length,
                                              template=training_template(cfg, self.model), truncate=cfg.truncate)
-        self.dataset = RegionDataset(resolve_mixture(cfg), transform, seed=cfg.seed, limit=cfg.limit)
+        self.dataset = RegionDataset(resolve_mixture(cfg), transform, seed=cfg.seed, limit=cfg.limit,
+                                     lenient=cfg.data_strictness == "lenient")
         self.global_batch = cfg.batch_size * cfg.grad_accum * self.world
         if len(self.dataset) < self.global_batch:
             raise ValueError(
