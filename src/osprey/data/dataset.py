@@ -19,19 +19,20 @@ from __future__ import annotations
 import functools
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from osprey.data.errors import RecordError
 from osprey.data.mixtures import Mixture
 from osprey.data.parsers import Parser, get_parser
 from osprey.data.sample import Sample, region_mentions
+from osprey.data.sampler import LengthGroupedSampler  # noqa: F401  (imported from here by the loop and tests)
 from osprey.image import load_image, preprocess
 from osprey.text.conversation import ConversationTemplate, Turn
 from osprey.text.geometry import check_region_text, region_texts
@@ -300,46 +301,6 @@ class RegionDataset(Dataset):
         record = self._entries[e].records[r]
         text = str(record.get("conversations", record)) if isinstance(record, dict) else str(record)
         return self.transform.num_image_tokens + len(text) // 4 + 2 * len(region_mentions(text))
-
-
-class LengthGroupedSampler(Sampler[int]):
-    """A seeded shuffle that puts examples of similar length in the same batch.
-
-    The permutation is cut into mega-batches of ``batch_size * group`` indices, each sorted by
-    length and cut into batches; the batch order is shuffled again so long batches don't cluster.
-    Same ``(seed, epoch)``, same order: what makes resumption exact.
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, *, seed: int = 0, group: int = 16,
-                 grouped: bool = True) -> None:
-        self.lengths = list(lengths)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.group = group
-        self.grouped = grouped
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def order(self) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        perm = torch.randperm(len(self.lengths), generator=g).tolist()
-        if not self.grouped:
-            return perm
-        mega = self.batch_size * self.group
-        batches: list[list[int]] = []
-        for start in range(0, len(perm), mega):
-            chunk = sorted(perm[start : start + mega], key=lambda i: -self.lengths[i])
-            batches += [chunk[k : k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
-        shuffled = torch.randperm(len(batches), generator=g).tolist()
-        return [i for b in shuffled for i in batches[b]]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.order())
-
-    def __len__(self) -> int:
-        return len(self.lengths)
 
 
 @dataclass
