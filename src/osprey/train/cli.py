@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(nested keys with dots: lora.r=8). Multi-process: `accelerate launch -m osprey.train.cli ...` "
         "(see docs/training.md).",
     )
-    p.add_argument("--config", type=Path, default=None, help="training YAML (e.g. configs/finetune_lora.yaml; the small recipe: configs/small/stage1.yaml ...)")
+    p.add_argument("--config", type=Path, default=None, help="training YAML (e.g. configs/finetune_lora.yaml; the small recipe: configs/small/stage1.yaml ...; "
+                   "the official 7B recipe: configs/osprey_7b/stage2.yaml, configs/osprey_7b/stage3.yaml)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=100 lr=1e-4")
     p.add_argument("--resume", nargs="?", const=True, default=False,
                    help="continue from the newest complete checkpoint in output_dir (or the one given)")
