@@ -54,15 +54,19 @@ TEMPLATES: dict[str, ConversationTemplate] = {
             "The assistant gives helpful, detailed, and polite answers to the human's questions."
         ),
     ),
-    "plain": ConversationTemplate(name="plain", system="", roles=("", ""), sep="\n", sep2="", style="plain"),
 }
+# Not a chat template (no roles, one exchange): LLaVA's stage-1 pretraining layout, for training only.
+PLAIN = ConversationTemplate(name="plain", system="", roles=("", ""), sep="\n", sep2="", style="plain")
 
 
 def get_template(name: str) -> ConversationTemplate:
     """The template called ``name``; a typo fails here rather than silently picking a default."""
+    if name == PLAIN.name:
+        return PLAIN
     try:
         return TEMPLATES[name]
     except KeyError:
         raise ValueError(
-            f"unknown conversation template {name!r}; expected one of {sorted(TEMPLATES)}"
+            f"unknown conversation template {name!r}; expected one of {sorted(TEMPLATES)} "
+            f"(or {PLAIN.name!r}, the stage-1 pretraining layout)"
         ) from None
