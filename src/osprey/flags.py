@@ -21,3 +21,20 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                         "and the bundled model, bfloat16 for a released Osprey-7B); bfloat16 halves float32's "
                         "memory and is faster on GPUs and on CPUs with AVX-512 BF16; float16 on a GPU only. The "
                         "mask extractor always runs in float32, as in the official model")
+
+
+def add_decoding_flags(parser: argparse.ArgumentParser, *, max_new_tokens: int | None = 1024, seed: bool = True) -> None:
+    """``--max-new-tokens``, ``--sample``, ``--temperature``, ``--top-p``, ``--top-k`` (and ``--seed``),
+    read by :func:`osprey.model.generation.options_from_flags`."""
+    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens,
+                        help=f"answer length cap (default {max_new_tokens}, as the official demo and evals)"
+                        if max_new_tokens is not None else "answer length cap (default: the official 1024; 48 for "
+                        "the synthetic task, whose answers are short)")
+    parser.add_argument("--sample", action="store_true",
+                        help="sample as the official scripts (temperature 0.2; top_p/top_k from the checkpoint's "
+                        "generation_config.json, else transformers' 1.0/50); default: greedy")
+    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (implies --sample)")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus cut (implies --sample)")
+    parser.add_argument("--top-k", type=int, default=None, help="top-k cut, 0 off (implies --sample)")
+    if seed:
+        parser.add_argument("--seed", type=int, default=0, help="sampling seed (runs are reproducible)")

@@ -9,6 +9,7 @@ dtype regimes, greedy decoding). A directory may hold any subset of them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from osprey.golden import build_masks, fingerprint_matches, fixed_init_tensor, sin_tensor
+from osprey import golden
 
 # bf16-noise bounds of the README for the official* regimes (logits).
 BF16_LOGITS_MEAN = 0.02
@@ -81,22 +82,27 @@ def _tolerance(meta: Mapping[str, Any], key: str, default: float) -> float:
 
 
 def _init_parameters(meta: Mapping[str, Any], name_key: str = "name") -> dict[str, torch.Tensor]:
-    return {p[name_key]: fixed_init_tensor(p["name"], p["shape"]) for p in meta["parameters"]}
+    return {p[name_key]: golden.fixed_init_tensor(p["name"], p["shape"]) for p in meta["parameters"]}
 
 
 def _check_fingerprints(report: Report, set_name: str, meta: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> None:
-    bad = [p["name"] for p in meta["parameters"] if not fingerprint_matches(state[p["name"]], p["fingerprint"])]
+    bad = [p["name"] for p in meta["parameters"] if not golden.fingerprint_matches(state[p["name"]], p["fingerprint"])]
     report.add(Check(set_name, f"fixed-init fingerprints ({len(meta['parameters'])} tensors)", None, "sha256 or sums",
                      not bad, f"mismatch: {bad[:5]}" if bad else ""))
 
 
-def _input_masks(report: Report, set_name: str, meta: Mapping[str, Any], stored: torch.Tensor | None) -> torch.Tensor:
-    spec = meta["input_spec"]
-    rebuilt = build_masks(spec["masks"], int(spec["H"]), int(spec["W"]))
-    if stored is None:
-        return rebuilt
-    report.tensor(set_name, "input masks rebuilt from input_spec", rebuilt, stored, 0.0)
-    return stored
+def _input_masks(report: Report, set_name: str, meta: Mapping[str, Any], ref: Mapping[str, torch.Tensor],
+                 default_key: str) -> torch.Tensor | None:
+    """The stored masks are the input; the rebuild from ``input_spec`` is a cross-check."""
+    masks, rebuilt, note = golden.stored_masks(meta, ref, default_key)
+    name = "input masks rebuilt from input_spec"
+    if rebuilt is None:  # reported for information unless there is no input at all
+        report.add(Check(set_name, name, None, "exact", masks is not None, note, required=masks is None))
+    elif tuple(rebuilt.shape) != tuple(masks.shape):
+        report.add(Check(set_name, name, None, "exact", False, f"rebuilt {tuple(rebuilt.shape)} vs stored {tuple(masks.shape)}"))
+    elif rebuilt is not masks:
+        report.tensor(set_name, name, rebuilt, masks, 0.0)
+    return masks
 
 
 # -- set A ------------------------------------------------------------------------------------
@@ -115,8 +121,10 @@ def run_mask_extractor(meta: Mapping[str, Any], ref: Mapping[str, torch.Tensor],
     config = MaskExtractorConfig(embed_dim=embed, shape_size=shape_size, shape_hidden=shape_hidden)
     extractor = MaskExtractor(config, channels, out_dim)
     extractor.load_state_dict(state, strict=True)
-    feats = [sin_tensor(s["shape"], s["a"], s["b"]) for s in (meta["input_spec"]["feats"][lvl] for lvl in LEVEL_NAMES)]
-    masks = _input_masks(report, name, meta, ref.get("masks"))
+    feats = [golden.sin_tensor(s["shape"], s["a"], s["b"]) for s in (meta["input_spec"]["feats"][lvl] for lvl in LEVEL_NAMES)]
+    masks = _input_masks(report, name, meta, ref, "masks")
+    if masks is None:
+        return
     atol = float(meta.get("recommended_tolerances", {}).get("default", {}).get("atol", 1e-5))
     record: dict[str, torch.Tensor] = {}
     with torch.no_grad():
@@ -147,7 +155,7 @@ def run_vision_tower(meta: Mapping[str, Any], ref: Mapping[str, torch.Tensor], r
 
     name = "B"
     spec = meta["input_spec"]
-    x = sin_tensor(spec["x"]["shape"], spec["x"]["a"], spec["x"]["b"])
+    x = golden.sin_tensor(spec["x"]["shape"], spec["x"]["a"], spec["x"]["b"])
     tower = VisionEncoder(_official_vision_config(int(x.shape[-1])))
     state = _init_parameters(meta)
     _check_fingerprints(report, name, meta, state)
@@ -199,6 +207,9 @@ def run_whole_model(meta: Mapping[str, Any], ref: Mapping[str, torch.Tensor], re
 
     name = "C"
     config = config_from_official(meta["config"])
+    image_shape = meta["input_spec"]["image"]["shape"]
+    if int(image_shape[-1]) != config.vision.image_size:  # a set recorded at another resolution
+        config = config.replace(vision=dataclasses.replace(config.vision, image_size=int(image_shape[-1])))
     model = build_empty(config)
     expected = official_state_dict_shapes(model)
     recorded = {p["name"]: tuple(p["shape"]) for p in meta["parameters"]}
@@ -209,12 +220,12 @@ def run_whole_model(meta: Mapping[str, Any], ref: Mapping[str, torch.Tensor], re
                      not (missing or extra or wrong),
                      "; ".join(f"{label}: {keys[:5]}" for label, keys in (("missing", missing), ("extra", extra), ("shape", wrong)) if keys)))
     model = _load_golden_model(meta, config)
-    ids, prompt_ok = _golden_prompt_ids(meta, model, report)
-    if not prompt_ok:
-        return
+    ids = _golden_prompt_ids(meta, model, report)
     spec = meta["input_spec"]
-    image = sin_tensor(spec["image"]["shape"], spec["image"]["a"], spec["image"]["b"])
-    masks = _input_masks(report, name, meta, ref.get("input_masks"))
+    image = golden.sin_tensor(spec["image"]["shape"], spec["image"]["a"], spec["image"]["b"])
+    masks = _input_masks(report, name, meta, ref, "input_masks")
+    if masks is None:
+        return
     steps = int(spec.get("max_new_tokens", 6))
     for regime in regimes:
         if f"{regime}.logits_last8" not in ref:
@@ -234,9 +245,7 @@ def _ignored(names: Iterable[str]) -> set[str]:
 def _load_golden_model(meta: Mapping[str, Any], config):
     from osprey.model.weights import assign_state_dict, build_empty, official_to_ours
 
-    state = {}
-    for p in meta["parameters"]:
-        state[p["name"]] = fixed_init_tensor(p["name"], p["shape"])
+    state = _init_parameters(meta)
     model = build_empty(config)
     assign_state_dict(model, official_to_ours(state), torch.float32)
     model.freeze_vision()
@@ -244,30 +253,38 @@ def _load_golden_model(meta: Mapping[str, Any], config):
     return model
 
 
-def _golden_prompt_ids(meta: Mapping[str, Any], model, report: Report) -> tuple[torch.Tensor, bool]:
+def _golden_prompt_ids(meta: Mapping[str, Any], model, report: Report) -> torch.Tensor:
+    """The recorded ``input_ids`` expanded as the official splice does (they are the input); our
+    tokenizer's ids for the recorded question are a required cross-check."""
     from osprey.text.conversation import Turn, get_template
     from osprey.text.render import collapse_image_slots, parse_official, render_conversation
     from osprey.text.tokenizer import llama2_tokenizer
 
     prompt = meta["prompt"]
-    tokenizer = llama2_tokenizer()
+    recorded = [int(i) for i in prompt["input_ids"]]
     slots = model.slots
     question = prompt["question_raw"]
     n_regions = sum(1 for seg in parse_official(question) if not isinstance(seg, str) and hasattr(seg, "index"))
+    template = next((get_template(n) for n in ("osprey_v1", "v1")
+                     if str(prompt.get("prompt", "")).startswith(get_template(n).system)), get_template("osprey_v1"))
     rendered = render_conversation(
-        [Turn("user", question)], template=get_template("osprey_v1"), tokenizer=tokenizer, slots=slots,
+        [Turn("user", question)], template=template, tokenizer=llama2_tokenizer(), slots=slots,
         num_image_tokens=model.num_image_tokens, num_regions=n_regions, add_generation_prompt=True,
         official_placeholders=True,
     )
     collapsed = collapse_image_slots(rendered.input_ids, slots)
-    ok = collapsed == list(prompt["input_ids"])
-    note = "" if ok else f"first difference at {next((i for i, (a, b) in enumerate(zip(collapsed, prompt['input_ids'])) if a != b), min(len(collapsed), len(prompt['input_ids'])))}"
-    report.add(Check("C", f"prompt ids ({len(prompt['input_ids'])} recorded)", None, "exact", ok, note))
+    ok = collapsed == recorded
+    first = next((i for i, (a, b) in enumerate(zip(collapsed, recorded)) if a != b), min(len(collapsed), len(recorded)))
+    report.add(Check("C", f"prompt ids ({len(recorded)} recorded)", None, "exact", ok,
+                     "" if ok else f"first difference at {first}; the recorded ids are used as the input"))
+    expanded = golden.expand_official_ids(recorded, image_slot=slots.image, num_image_tokens=model.num_image_tokens,
+                                   vocab_size=int(meta["config"].get("vocab_size", slots.mask)),
+                                   mask_slot=slots.mask, pos_slot=slots.pos)
     expected_len = meta.get("sequence", {}).get("expanded_len")
     if expected_len is not None:
-        report.add(Check("C", "expanded sequence length", None, "exact", len(rendered.input_ids) == expected_len,
-                         f"{len(rendered.input_ids)} vs {expected_len}"))
-    return torch.tensor([rendered.input_ids]), ok
+        report.add(Check("C", "expanded sequence length", None, "exact", len(expanded) == expected_len,
+                         f"{len(expanded)} vs {expected_len}"))
+    return torch.tensor([expanded])
 
 
 def _run_regime(model, ids: torch.Tensor, image: torch.Tensor, masks: torch.Tensor, steps: int):
@@ -308,6 +325,8 @@ def _compare_regime(report: Report, meta, ref, regime: str, outputs, generated: 
     if regime == "fp32":
         tol = {"logits_last8": 1e-4, "generate_step_scores": 1e-4}
         for key, value in outputs.items():
+            if f"{regime}.{key}" not in ref:
+                continue
             atol = tol.get(key, 1e-3 if key.endswith("_norm") else 1e-5)
             report.tensor(name, key, value, ref[f"{regime}.{key}"], atol)
     else:
@@ -322,11 +341,16 @@ def _compare_regime(report: Report, meta, ref, regime: str, outputs, generated: 
                          f"mean {float(diff.mean()):.4f}; worst row {worst} mean {float(diff[worst].mean()):.3f}",
                          required=False))
         for key in ("image_tokens_norm", "inputs_embeds_norm", "final_hidden_norm"):
+            if f"{regime}.{key}" not in ref:
+                continue
             refv = ref[f"{regime}.{key}"]
             rel = float(((outputs[key].float() - refv).abs() / refv.abs().clamp_min(1e-6)).max())
             report.add(Check(name, f"{key} (relative, bf16)", rel, "rel<=0.05", rel <= 0.05, required=False))
     result = meta["generation"]["results"][regime]
-    comparable = _check_greedy(report, name, generated, result)
+    tau = golden.greedy_tau(regime, result)  # the README's rule; ``compared``: steps decoded from the recorded context
+    verdict = golden.judge_greedy(generated, result, tau)
+    report.add(Check(name, "greedy ids", None, f"tau={tau:g}", verdict.passed, verdict.note))
+    comparable = verdict.compared
     if comparable and f"{regime}.generate_step_scores" in ref:
         ref_scores = ref[f"{regime}.generate_step_scores"][:comparable]
         if regime == "fp32":
@@ -336,27 +360,6 @@ def _compare_regime(report: Report, meta, ref, regime: str, outputs, generated: 
             ok = float(diff.mean()) <= BF16_LOGITS_MEAN and float(diff.max()) <= BF16_LOGITS_MAX
             report.add(Check(name, f"generate_step_scores[:{comparable}] (bf16 noise)", float(diff.max()),
                              f"mean<={BF16_LOGITS_MEAN}, max<={BF16_LOGITS_MAX}", ok))
-
-
-def _check_greedy(report: Report, name: str, generated: list[int], result: Mapping[str, Any]) -> int:
-    """The README's rule; returns how many leading steps are comparable (identical prefix)."""
-    recorded = list(result["generated_ids"])
-    margins = result["step_top1_minus_top2"]
-    tau = float(result.get("tau", 1e-3))
-    for step, (ours, theirs) in enumerate(zip(generated, recorded)):
-        if ours == theirs:
-            continue
-        top2 = result["step_top5"][step]["ids"][:2]
-        if margins[step] < tau and ours in top2:
-            report.add(Check(name, "greedy ids", None, f"tau={tau:g}", True,
-                             f"{step} exact, step {step} within margin {margins[step]:.3g}"))
-            return step
-        report.add(Check(name, "greedy ids", None, f"tau={tau:g}", False,
-                         f"step {step}: ours {ours} vs recorded {theirs} (margin {margins[step]:.3g})"))
-        return step
-    ok = len(generated) >= len(recorded)
-    report.add(Check(name, "greedy ids", None, f"tau={tau:g}", ok, f"{len(recorded)}/{len(recorded)} identical"))
-    return len(recorded)
 
 
 SETS: dict[str, Callable[[Mapping[str, Any], Mapping[str, torch.Tensor], Report], None]] = {

@@ -26,6 +26,7 @@ EXPECTED = {
     "VCR_OVERVIEW": "<image>.\nThis provides an overview of the picture.\n",
     "STRAY_DOT_OVERVIEW": "<image>\n.\nThis provides an overview of the picture.\n",
     "IMAGE_ONLY": "<image>\n",
+    "DEMO_OVERVIEW": "<image>\n\nThis provides an overview of the picture.\n",
     "SHORT_DESCRIPTION_QUESTION": "Please give me a short description of <region1>. Using a short phrase.",
     "DETAILED_DESCRIPTION_QUESTION": "Can you give me a detailed description of <region1>?",
     "CATEGORY_QUESTION": "What is the category of <region1>? Using only one word or phrase.",
@@ -44,6 +45,7 @@ AS_QUOTED = {
     "VCR_OVERVIEW": None,  # the dossier abbreviates it ("<image>.\nThis provides..."); see below
     "STRAY_DOT_OVERVIEW": '"{}',
     "IMAGE_ONLY": '"{}"',
+    "DEMO_OVERVIEW": None,  # the dossier misses it (official-divergences.md §5: demo/osprey_inference.py)
     "SHORT_DESCRIPTION_QUESTION": '"{}"',
     "DETAILED_DESCRIPTION_QUESTION": '"{}"',
     "CATEGORY_QUESTION": '"{}"',

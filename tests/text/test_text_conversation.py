@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from osprey.text.conversation import TEMPLATES, get_template
+from osprey.text.conversation import TEMPLATES, Turn, get_template
 
 
 def test_training_template_says_user() -> None:
@@ -27,3 +27,17 @@ def test_eval_template_says_human() -> None:
 def test_unknown_template_names_value_and_choices() -> None:
     with pytest.raises(ValueError, match=r"'vicuna'.*\['osprey_v1', 'v1'\]"):
         get_template("vicuna")
+
+
+def test_plain_is_llavas_pretraining_layout_image_then_supervised_caption() -> None:
+    from osprey.text.render import render_conversation
+    from osprey.text.tokenizer import SlotIds, llama2_tokenizer
+
+    tokenizer = llama2_tokenizer()
+    rendered = render_conversation(
+        [Turn("user", "<image>\nDescribe the image briefly."), Turn("assistant", "A cat on a sofa.")],
+        template=get_template("plain"), tokenizer=tokenizer, slots=SlotIds(image=-200, mask=32000, pos=32001),
+        num_image_tokens=3, num_regions=0, add_generation_prompt=False)
+    caption = tokenizer.encode("A cat on a sofa.\n")  # preprocess_plain: image + caption + sep, no eos
+    assert rendered.input_ids == [tokenizer.bos_id, -200, -200, -200, *caption]
+    assert rendered.labels == [-100] * 4 + caption

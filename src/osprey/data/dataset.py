@@ -19,19 +19,20 @@ from __future__ import annotations
 import functools
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from osprey.data.errors import RecordError
 from osprey.data.mixtures import Mixture
 from osprey.data.parsers import Parser, get_parser
 from osprey.data.sample import Sample, region_mentions
+from osprey.data.sampler import LengthGroupedSampler  # noqa: F401  (imported from here by the loop and tests)
 from osprey.image import load_image, preprocess
 from osprey.text.conversation import ConversationTemplate, Turn
 from osprey.text.geometry import check_region_text, region_texts
@@ -42,6 +43,11 @@ from osprey.text.tokenizer import SlotIds, TextTokenizer
 PARSE_FAILED = "parse_failed"
 TOO_LONG = "first_turn_too_long"
 IMAGE_UNREADABLE = "image_unreadable"
+MASK_SIZE_MISMATCH = "mask_image_size_mismatch"
+
+
+class MaskSizeError(ValueError):
+    """A record's masks are not the size of its image (counted as MASK_SIZE_MISMATCH)."""
 
 
 @dataclass
@@ -52,9 +58,11 @@ class DataStats:
     truncated_samples: int = 0  # samples that lost later turns to max_length
     dropped_turns: int = 0  # (user, assistant) pairs dropped by truncation
     examples: int = 0  # examples produced
+    repaired: Counter[str] = field(default_factory=Counter)  # lenient mode: repairs per kind (data.lenient)
 
     def merge(self, other: DataStats) -> None:
         self.skipped.update(other.skipped)
+        self.repaired.update(other.repaired)
         self.truncated_samples += other.truncated_samples
         self.dropped_turns += other.dropped_turns
         self.examples += other.examples
@@ -62,6 +70,7 @@ class DataStats:
     def merge_dict(self, data: dict[str, Any]) -> None:
         """Add counts saved by :meth:`to_dict` (a checkpoint's data state)."""
         self.skipped.update(data.get("skipped", {}))
+        self.repaired.update(data.get("repaired", {}))
         self.truncated_samples += int(data.get("truncated_samples", 0))
         self.dropped_turns += int(data.get("dropped_turns", 0))
         self.examples += int(data.get("examples", 0))
@@ -72,6 +81,7 @@ class DataStats:
             "skipped": dict(self.skipped),
             "truncated_samples": self.truncated_samples,
             "dropped_turns": self.dropped_turns,
+            "repaired": dict(self.repaired),
         }
 
 
@@ -85,6 +95,7 @@ class Example:
     masks: torch.Tensor  # (R, H, W) float32, in slot order (the j-th <mask> slot uses masks[j])
     source: str
     dropped_turns: int = 0  # (user, assistant) pairs truncation removed
+    repaired: dict[str, int] = field(default_factory=dict)  # lenient repairs of its record
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,7 @@ class ModelTransform:
         std: Sequence[float],
         max_length: int = 2048,
         region_text: str = "none",
+        truncate: bool = True,
     ) -> None:
         self.region_text = check_region_text(region_text)
         self.tokenizer = tokenizer
@@ -119,16 +131,19 @@ class ModelTransform:
         self.image_size = image_size
         self.mean, self.std = tuple(mean), tuple(std)
         self.max_length = max_length
+        self.truncate = truncate  # False: never drop turns (the official tokenizer_image_token)
 
     @classmethod
-    def for_model(cls, model: Any, tokenizer: TextTokenizer, *, max_length: int = 2048) -> ModelTransform:
-        """The transform matching an :class:`~osprey.model.osprey.OspreyModel`'s config."""
+    def for_model(cls, model: Any, tokenizer: TextTokenizer, *, max_length: int = 2048,
+                  template: str | None = None, truncate: bool = True) -> ModelTransform:
+        """The transform matching an :class:`~osprey.model.osprey.OspreyModel`'s config; ``template``
+        overrides the model's (training renders with ``v1`` where the official does)."""
         from osprey.text.conversation import get_template
 
         vision = model.config.vision
         return cls(
             tokenizer=tokenizer,
-            template=get_template(model.config.template),
+            template=get_template(template or model.config.template),
             slots=model.slots,
             num_image_tokens=model.num_image_tokens,
             image_size=vision.image_size,
@@ -136,6 +151,7 @@ class ModelTransform:
             std=vision.std,
             max_length=max_length,
             region_text=getattr(model.config, "region_text", "none"),
+            truncate=truncate,
         )
 
     def render(
@@ -158,7 +174,7 @@ class ModelTransform:
                 add_generation_prompt=False,
                 region_texts=region_texts,
             )
-            if len(rendered.input_ids) <= self.max_length:
+            if not self.truncate or len(rendered.input_ids) <= self.max_length:
                 return rendered.input_ids, rendered.labels, rendered.region_order, dropped
             if len(turns) <= 2:
                 raise ValueError(
@@ -180,7 +196,7 @@ class ModelTransform:
             decoded = [decode(k) for k in order]
             masks = torch.from_numpy(np.stack(decoded)).float()
             if tuple(masks.shape[-2:]) != (image.height, image.width):
-                raise ValueError(
+                raise MaskSizeError(
                     f"{sample.sample_id}: masks are {tuple(masks.shape[-2:])} but the image is "
                     f"{(image.height, image.width)}"
                 )
@@ -214,9 +230,11 @@ class RegionDataset(Dataset):
     """
 
     def __init__(
-        self, mixture: Mixture, transform: ModelTransform, *, seed: int = 0, limit: int | None = None
+        self, mixture: Mixture, transform: ModelTransform, *, seed: int = 0, limit: int | None = None,
+        lenient: bool = False,
     ) -> None:
         self.transform = transform
+        self.lenient = lenient  # data.lenient: repair what the official trains on, counted
         self.seed = seed
         self.epoch = 0
         self._entries: list[_Entry] = []
@@ -246,8 +264,14 @@ class RegionDataset(Dataset):
         e, r = self._index[i]
         entry = self._entries[e]
         rng = random.Random(f"{self.seed}/{self.epoch}/{e}/{r}")
+        record = entry.records[r]
+        self._repairs: Counter[str] = Counter()
+        if self.lenient:
+            from osprey.data.lenient import repair_record
+
+            record = repair_record(record, entry.source, self._repairs)
         try:
-            samples = entry.parser.parse(entry.records[r], rng=rng, index=r)
+            samples = entry.parser.parse(record, rng=rng, index=r)
         except RecordError as err:
             return Skipped(PARSE_FAILED, f"{entry.source} record {r}: {err}")
         if not samples:
@@ -259,8 +283,13 @@ class RegionDataset(Dataset):
         if isinstance(sample, Skipped):
             return sample
         e, _ = self._index[i]
+        repairs = dict(getattr(self, "_repairs", {}))
         try:
-            return self.transform(sample, self._entries[e].image_root)
+            example = self.transform(sample, self._entries[e].image_root)
+            example.repaired = repairs
+            return example
+        except MaskSizeError as err:
+            return Skipped(MASK_SIZE_MISMATCH, str(err))
         except ValueError as err:
             return Skipped(TOO_LONG, f"{sample.sample_id}: {err}")
         except OSError as err:
@@ -272,46 +301,6 @@ class RegionDataset(Dataset):
         record = self._entries[e].records[r]
         text = str(record.get("conversations", record)) if isinstance(record, dict) else str(record)
         return self.transform.num_image_tokens + len(text) // 4 + 2 * len(region_mentions(text))
-
-
-class LengthGroupedSampler(Sampler[int]):
-    """A seeded shuffle that puts examples of similar length in the same batch.
-
-    The permutation is cut into mega-batches of ``batch_size * group`` indices, each sorted by
-    length and cut into batches; the batch order is shuffled again so long batches don't cluster.
-    Same ``(seed, epoch)``, same order: what makes resumption exact.
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, *, seed: int = 0, group: int = 16,
-                 grouped: bool = True) -> None:
-        self.lengths = list(lengths)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.group = group
-        self.grouped = grouped
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def order(self) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        perm = torch.randperm(len(self.lengths), generator=g).tolist()
-        if not self.grouped:
-            return perm
-        mega = self.batch_size * self.group
-        batches: list[list[int]] = []
-        for start in range(0, len(perm), mega):
-            chunk = sorted(perm[start : start + mega], key=lambda i: -self.lengths[i])
-            batches += [chunk[k : k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
-        shuffled = torch.randperm(len(batches), generator=g).tolist()
-        return [i for b in shuffled for i in batches[b]]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.order())
-
-    def __len__(self) -> int:
-        return len(self.lengths)
 
 
 @dataclass
@@ -371,6 +360,8 @@ def collate(examples: Sequence[Example | Skipped], *, pad_id: int) -> Batch:
     stats.examples = len(kept)
     stats.truncated_samples = sum(1 for e in kept if e.dropped_turns)
     stats.dropped_turns = sum(e.dropped_turns for e in kept)
+    for e in kept:
+        stats.repaired.update(e.repaired)
     if not kept:
         return Batch.empty(stats)
     length = max(int(e.input_ids.numel()) for e in kept)

@@ -13,8 +13,8 @@ Users supply their own mixture as a JSON or YAML file (:func:`load_mixture`)::
 The built-in mixtures follow the official ``osprey/configs/stage2.json`` and ``stage3.json`` with
 their inconsistencies resolved: one COCO image folder (``coco/imgs``, train2017 + val2017; the
 official stage 3 used ``./data/coco_imgs/``), the detailed-description file under its released name
-``osprey_detail_description.json`` (the config said ``osprey_detailed_description.json``), and the
-COCO entry reachable at all (the official type ``coco_data`` matched no dataset class).
+``osprey_detail_description.json`` (the config said ``osprey_detailed_description.json``). (The
+official type ``coco_data`` does reach ``COCODataset``: ``data_modules.py`` maps it.)
 """
 
 from __future__ import annotations

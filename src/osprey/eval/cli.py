@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from osprey.flags import add_model_flags
+from osprey.flags import add_decoding_flags, add_model_flags
 
 if TYPE_CHECKING:  # the runner pulls in torch; --help must not
     from osprey.eval.runner import Task
@@ -32,10 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="image folder; for `synthetic` the number of images to generate (default 20)")
     p.add_argument("--limit", type=int, default=None, help="first N records (images, or questions for POPE/judge)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default outputs/eval/TASK)")
-    p.add_argument("--max-new-tokens", type=int, default=None,
-                   help="answer length cap (default: the official 1024; 48 for synthetic, whose answers are short)")
     p.add_argument("--batch-size", type=int, default=8, help="questions per batched generation")
-    p.add_argument("--sample", action="store_true", help="sample at the official temperature 0.2 (default greedy)")
+    add_decoding_flags(p, max_new_tokens=None, seed=False)  # default: the official 1024; 48 for synthetic
     p.add_argument("--seed", type=int, default=0, help="sampling seed; for `synthetic` also the test-split seed")
     p.add_argument("--zero-regions", action="store_true", help="ablation: zero every region's mask/pos features")
     p.add_argument("--sentence-model", default=None, help="sentence-transformers folder (default: all-MiniLM-L6-v2 package)")
@@ -131,8 +129,8 @@ def build_task(args: argparse.Namespace, out: Path) -> Task:
 def run(args: argparse.Namespace) -> int:
     from osprey.eval.runner import run_task
     from osprey.inference.predictor import RegionPredictor
-    from osprey.model.generation import DecodingOptions
-    from osprey.model.loading import load_model
+    from osprey.model.generation import options_from_flags
+    from osprey.model.loading import generation_defaults, load_model
 
     out = args.out or Path("outputs/eval") / args.task
     task = build_task(args, out)
@@ -149,9 +147,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if args.max_new_tokens is None:
         args.max_new_tokens = 48 if args.task == "synthetic" else 1024
-    options = DecodingOptions(max_new_tokens=args.max_new_tokens, do_sample=args.sample, temperature=0.2,
-                              seed=args.seed if args.sample else None)
-    info = {"model": str(args.model), "random_init": random_init, "decoding": "sample T=0.2" if args.sample else "greedy",
+    options = options_from_flags(args, generation_defaults(model))
+    info = {"model": str(args.model), "random_init": random_init, "decoding": options.describe()["mode"],
+            "decoding_options": options.describe(),
             "seed": args.seed, "max_new_tokens": args.max_new_tokens, "zero_regions": args.zero_regions,
             "data": str(args.data) if args.data else None}
     run_task(task, RegionPredictor(model, tokenizer), options, out, batch_size=args.batch_size,

@@ -62,6 +62,9 @@ class Task:
     """A benchmark: ``requests()`` builds the questions, ``score(answers)`` the numbers."""
 
     name: str = "task"
+    # Generate under fp16 autocast on CUDA, as the official script wraps generate() (OV-seg:
+    # eval_open_vocab_seg_detectron2.py, ``torch.amp.autocast('cuda')``); no effect on the CPU.
+    autocast_fp16: bool = False
 
     def requests(self) -> list[Request]:
         raise NotImplementedError
@@ -207,6 +210,18 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def generation_autocast(task: Task, predictor):
+    """fp16 autocast around generation for a task that asks for it, on a CUDA device only."""
+    import contextlib
+
+    import torch
+
+    device = getattr(predictor, "device", torch.device("cpu"))
+    if task.autocast_fp16 and torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
 def run_task(
     task: Task,
     predictor,
@@ -222,8 +237,9 @@ def run_task(
     """Requests -> answers -> scores -> the three output files; prints the table."""
     start = time.perf_counter()
     requests = task.requests()
-    answers = answer_requests(predictor, requests, options, batch_size=batch_size, zero_regions=zero_regions,
-                              progress=progress, desc=task.name)
+    with generation_autocast(task, predictor):
+        answers = answer_requests(predictor, requests, options, batch_size=batch_size, zero_regions=zero_regions,
+                                  progress=progress, desc=task.name)
     scores = task.score(answers)
     info = {**(run_info or {}), "requests": len(requests),
             "skipped": sum(a.skipped is not None for a in answers),

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from osprey.flags import add_model_flags
+from osprey.flags import add_decoding_flags, add_model_flags
+from osprey.inference.demo import OURS, DemoStyle, demo_style
 
 if TYPE_CHECKING:  # (imported when a command runs: registering the commands loads no torch)
     import numpy as np
@@ -98,6 +99,7 @@ class Loaded:
     predictor: RegionPredictor
     provider: MaskProvider
     random_init: bool
+    style: DemoStyle = OURS  # inference.demo: the official demo's behaviour, or ours
 
     @property
     def dtype(self) -> str:
@@ -108,6 +110,7 @@ def _load(args: argparse.Namespace) -> Loaded:
     """The image and masks the flags name (default: the bundled example and its masks), the model
     and the mask provider; every failure is a one-line exit naming what is wrong."""
     import numpy as np
+    from PIL import Image
 
     from osprey.image import load_image
     from osprey.inference.predictor import RANDOM_WEIGHTS_NOTE, RegionPredictor
@@ -132,6 +135,11 @@ def _load(args: argparse.Namespace) -> Loaded:
         device = resolve_device(args.device)
         model, tokenizer, random_init = load_model(spec, device=device, dtype=args.dtype)
         provider = build_provider(args.sam, args.sam_type, device=str(device))  # no --sam: GrabCut
+        style = demo_style(model, getattr(args, "demo_style", "ours"))
+        if hasattr(provider, "multimask_click"):
+            provider.multimask_click = style.multimask_click
+        if not (args.mask or rle):  # masks from clicks/boxes/everything: the demo's downscale applies
+            image = Image.fromarray(style.image(np.asarray(image.convert("RGB"))))
     except ProviderError as err:
         raise SystemExit(f"mask provider: {err}") from None
     except ValueError as err:
@@ -149,7 +157,7 @@ def _load(args: argparse.Namespace) -> Loaded:
         raise SystemExit(f"regions: {err}") from None
     if len(masks) == 0:
         raise SystemExit("no regions: --everything found no segment")
-    return Loaded(path, image, masks, predictor, provider, random_init)
+    return Loaded(path, image, masks, predictor, provider, random_init, style)
 
 
 def _checked(text: str, regions: int) -> str:
@@ -171,17 +179,23 @@ def _add_describe(sub: argparse._SubParsersAction) -> None:
     _add_region_flags(p)
     p.add_argument("--detailed", action="store_true", help="detailed instead of short descriptions")
     p.add_argument("--category", action="store_true", help="ask for the category (one word or phrase)")
+    p.add_argument("--demo-style", choices=("auto", "official", "ours"), default="auto",
+                   help="official: the official demo's prompt (<image>\\n\\n...), answer post-processing, "
+                   "images taller than 512 px downscaled, one SAM mask per click; ours: the trained prompt, "
+                   "answers as decoded, full resolution, SAM's best of 3; auto (default): official for an "
+                   "official checkpoint folder, else ours")
     p.add_argument("--question", default=None, help="custom question naming the region <region1>")
     add_model_flags(p)
     add_provider_flags(p)
-    p.add_argument("--max-new-tokens", type=int, default=64)
+    add_decoding_flags(p)
     p.add_argument("--out", type=Path, default=Path("outputs/describe"), help="folder for overlay.png and answers.json")
     p.set_defaults(func=_run_describe)
 
 
 def _run_describe(args: argparse.Namespace) -> int:
     from osprey.masks import mask_record
-    from osprey.model.generation import DecodingOptions
+    from osprey.model.generation import options_from_flags
+    from osprey.model.loading import generation_defaults
     from osprey.overlay import save_overlay
 
     start = time.perf_counter()
@@ -189,9 +203,10 @@ def _run_describe(args: argparse.Namespace) -> int:
     if args.question:
         _checked(args.question, 1)
     run = _load(args)
+    options = options_from_flags(args, generation_defaults(run.predictor.model))
     try:
-        answers = run.predictor.describe(run.image, run.masks, question,
-                                         DecodingOptions(max_new_tokens=args.max_new_tokens))
+        answers = [run.style.answer(a) for a in
+                   run.predictor.describe(run.image, run.masks, question, options, prefix=run.style.prefix)]
     except ValueError as err:
         raise SystemExit(f"describe: {err}") from None
     args.out.mkdir(parents=True, exist_ok=True)
@@ -199,7 +214,7 @@ def _run_describe(args: argparse.Namespace) -> int:
     regions = [{**mask_record(i, m), "answer": a} for i, (m, a) in enumerate(zip(run.masks, answers, strict=True))]
     record = {"image": str(run.image_path), "model": str(args.model), "random_init": run.random_init,
               "question": question, "provider": run.provider.name, "device": str(run.predictor.device),
-              "dtype": run.dtype, "regions": regions}
+              "dtype": run.dtype, "decoding": options.describe(), "demo_style": run.style.name, "regions": regions}
     (args.out / "answers.json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
     for i, answer in enumerate(answers, 1):
         print(f"region {i}: {answer}")
@@ -217,17 +232,18 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
     _add_region_flags(p)
     add_model_flags(p)
     add_provider_flags(p)
-    p.add_argument("--max-new-tokens", type=int, default=128)
+    add_decoding_flags(p)
     p.set_defaults(func=_run_chat)
 
 
 def _run_chat(args: argparse.Namespace) -> int:
     from osprey.inference.predictor import check_question
-    from osprey.model.generation import DecodingOptions
+    from osprey.model.generation import options_from_flags
+    from osprey.model.loading import generation_defaults
 
     run = _load(args)
-    session = run.predictor.chat(run.predictor.encode(run.image), run.masks,
-                                 options=DecodingOptions(max_new_tokens=args.max_new_tokens))
+    options = options_from_flags(args, generation_defaults(run.predictor.model))
+    session = run.predictor.chat(run.predictor.encode(run.image), run.masks, options=options)
     count = len(run.masks)
     interactive = sys.stdin.isatty()
     print(f"{count} region(s): <region1>..<region{count}>. /regions lists them, /reset forgets the chat, "

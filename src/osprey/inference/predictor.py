@@ -186,13 +186,15 @@ class RegionPredictor:
         options: DecodingOptions | None = None,
         *,
         cancel: Callable[[], bool] | None = None,
+        prefix: str = BEGIN,
     ) -> list[Answer]:
         """One answer per mask (R, H, W). ``question`` is ``"short"``, ``"detailed"``, ``"category"``
-        or text that names the region as ``<region1>``; ``cancel`` as in :meth:`ask`."""
+        or text that names the region as ``<region1>``; ``cancel`` as in :meth:`ask`; ``prefix`` the
+        first-turn prefix (the official demo's: :data:`osprey.text.prompts.DEMO_OVERVIEW`)."""
         text = question_text(question)
         encoded = self._encoded(image)
         checked = check_masks(masks, encoded.size, max_regions=self.max_regions)
-        queries = [Query(text, (i,)) for i in range(int(checked.shape[0]))]
+        queries = [Query(text, (i,), prefix=prefix) for i in range(int(checked.shape[0]))]
         return self.ask(encoded, checked, queries, options, cancel=cancel)
 
     def chat(self, image: ImageInput, masks: MasksInput, *, options: DecodingOptions | None = None) -> ChatSession:

@@ -21,15 +21,21 @@ seeded from the options, so a seeded run is reproducible.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
-OFFICIAL_TEMPERATURE = 0.2  # every official eval/demo script (osprey-official.md §1.9)
-OFFICIAL_TOP_P = 1.0  # the official scripts never set top_p: the transformers default, no nucleus cut
+OFFICIAL_TEMPERATURE = 0.2  # every official eval/demo script passes it (osprey-official.md §1.9)
+# The official scripts never pass top_p/top_k: generate() takes them from the checkpoint's
+# generation_config.json, else transformers' defaults (top_p 1.0, top_k 50).
+HF_DEFAULT_TEMPERATURE = 1.0
+HF_DEFAULT_TOP_P = 1.0
+HF_DEFAULT_TOP_K = 50
+OFFICIAL_TOP_P = HF_DEFAULT_TOP_P  # (kept name) without a generation_config.json
 # Packed prompts longer than this are prefilled in chunks of this many tokens, so a cancellation
 # (a server deadline) is seen between chunks rather than after one long pass. Osprey-7B prompts
 # (1,024 image tokens and the text) and every bundled-model prompt fit in one chunk, so their
@@ -46,6 +52,7 @@ class DecodingOptions:
     do_sample: bool = False
     temperature: float = OFFICIAL_TEMPERATURE  # used only when do_sample
     top_p: float = OFFICIAL_TOP_P  # used only when do_sample
+    top_k: int | None = None  # used only when do_sample; None or 0: no top-k cut
     seed: int | None = None  # sampling seed; None means 0, so sampling is reproducible by default
     stop_at_eos: bool = True
 
@@ -56,15 +63,56 @@ class DecodingOptions:
             raise ValueError(f"temperature must be > 0 when sampling, got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k is not None and (isinstance(self.top_k, bool) or self.top_k < 0):
+            raise ValueError(f"top_k must be >= 0 (0: off), got {self.top_k}")
 
     @classmethod
-    def official_sampling(cls, seed: int = 0, max_new_tokens: int = 128) -> DecodingOptions:
-        """The official scripts' sampling (temperature 0.2, no top-p cut), made reproducible by a seed.
+    def official_sampling(cls, seed: int = 0, max_new_tokens: int = 1024,
+                          generation_config: Mapping[str, Any] | None = None) -> DecodingOptions:
+        """The official scripts' sampling, made reproducible by a seed: temperature 0.2 (the scripts
+        pass it), top_p/top_k from the checkpoint's ``generation_config`` (else transformers'
+        defaults: 1.0 and 50), up to 1024 new tokens."""
+        values = sampling_values(generation_config, temperature=OFFICIAL_TEMPERATURE)
+        return cls(max_new_tokens=max_new_tokens, do_sample=True, seed=seed, **values)
 
-        The official scripts also allow 1024 new tokens; pass ``max_new_tokens=1024`` for that.
-        """
-        return cls(max_new_tokens=max_new_tokens, do_sample=True, temperature=OFFICIAL_TEMPERATURE,
-                   top_p=OFFICIAL_TOP_P, seed=seed)
+    def describe(self) -> dict[str, Any]:
+        """The values decoding used, as written in outputs (answers.json, eval metrics)."""
+        out: dict[str, Any] = {"mode": "sample" if self.do_sample else "greedy", "max_new_tokens": self.max_new_tokens}
+        if self.do_sample:
+            out.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or 0,
+                       seed=0 if self.seed is None else self.seed)
+        return out
+
+
+def options_from_flags(args: Any, generation_config: Mapping[str, Any] | None = None,
+                       max_new_tokens: int | None = None) -> DecodingOptions:
+    """:class:`DecodingOptions` from ``osprey.flags.add_decoding_flags``: greedy, or with ``--sample``
+    (or any of ``--temperature/--top-p/--top-k``) the official sampling with those overrides."""
+    tokens = int(max_new_tokens if max_new_tokens is not None else args.max_new_tokens)
+    given = {"temperature": getattr(args, "temperature", None), "top_p": getattr(args, "top_p", None),
+             "top_k": getattr(args, "top_k", None)}
+    if not (getattr(args, "sample", False) or any(v is not None for v in given.values())):
+        return DecodingOptions(max_new_tokens=tokens)
+    temperature = OFFICIAL_TEMPERATURE if given["temperature"] is None else given["temperature"]
+    values = sampling_values(generation_config, **{**given, "temperature": temperature})
+    return DecodingOptions(max_new_tokens=tokens, do_sample=True, seed=getattr(args, "seed", 0), **values)
+
+
+def sampling_values(generation_config: Mapping[str, Any] | None = None, *, temperature: float | None = None,
+                    top_p: float | None = None, top_k: int | None = None) -> dict[str, Any]:
+    """temperature, top_p, top_k for sampling: each given value, else the checkpoint's
+    ``generation_config.json`` value, else transformers' default (1.0, 1.0, 50) — what the official
+    ``generate(do_sample=True, temperature=0.2)`` resolves to."""
+    config = dict(generation_config or {})
+
+    def pick(given, key, default):
+        if given is not None:
+            return given
+        return config[key] if config.get(key) is not None else default
+
+    return {"temperature": float(pick(temperature, "temperature", HF_DEFAULT_TEMPERATURE)),
+            "top_p": float(pick(top_p, "top_p", HF_DEFAULT_TOP_P)),
+            "top_k": int(pick(top_k, "top_k", HF_DEFAULT_TOP_K))}
 
 
 @dataclass
@@ -86,7 +134,11 @@ class Step:
 def _pick(logits: torch.Tensor, options: DecodingOptions, generator: torch.Generator | None) -> torch.Tensor:
     if not options.do_sample:
         return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / options.temperature, dim=-1)
+    scaled = logits.float() / options.temperature  # transformers' order: temperature, top-k, top-p
+    if options.top_k and options.top_k < scaled.shape[-1]:
+        kth = scaled.topk(options.top_k, dim=-1).values[..., -1:]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    probs = torch.softmax(scaled, dim=-1)
     if options.top_p < 1.0:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         drop = sorted_probs.cumsum(-1) - sorted_probs > options.top_p

@@ -244,6 +244,16 @@ def open_clip_vision_state(path: Path) -> dict[str, torch.Tensor]:
     return vision
 
 
+def load_projector_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A stage-1 ``mm_projector.bin`` (keys ``model.mm_projector.{0,2}.*``), keyed as inside our
+    projector; read as the official does (``k.split('mm_projector.')[1]``)."""
+    state = _read_tensor_file(path)
+    picked = {k.split("mm_projector.", 1)[1]: v for k, v in state.items() if "mm_projector." in k}
+    if not picked:
+        raise CheckpointError(f"{path} holds no 'mm_projector.*' keys; found {sorted(state)[:10]}")
+    return picked
+
+
 def load_official(folder: str | Path, *, dtype: torch.dtype | None = None, clip_weights: str | Path | None = None):
     """Load a released Osprey checkpoint folder unchanged (sharded .bin or safetensors).
 

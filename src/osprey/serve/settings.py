@@ -27,8 +27,11 @@ class ServeSettings:
     max_text_chars: int = 8000  # a question, or all of a chat's message text (413)
     max_prompt_tokens: int = 4096  # the rendered prompt, counted on the worker before prefill (413)
     max_regions: int = 32
-    max_new_tokens: int = 512  # cap on what a client may ask for
-    default_new_tokens: int = 128
+    # Answer lengths: the official demo and evals allow 1024 new tokens. ``max_new_tokens`` caps what a
+    # client may ask for (``osprey serve --max-new-tokens``); ``default_new_tokens`` is used when a
+    # request names none (the web demo names none), never above the cap.
+    max_new_tokens: int = 1024
+    default_new_tokens: int = 1024
     max_messages: int = 64
     encode_cache: int = 4  # encoded images kept (the demo asks several times about one image)
 
@@ -40,6 +43,8 @@ class ServeSettings:
                 raise ValueError(f"{name}={getattr(self, name)}: expected a positive integer")
         if not self.max_aspect_ratio >= 1:
             raise ValueError(f"max_aspect_ratio={self.max_aspect_ratio}: expected >= 1")
+        if self.default_new_tokens > self.max_new_tokens:
+            object.__setattr__(self, "default_new_tokens", self.max_new_tokens)
         if self.request_timeout_s <= 0:
             raise ValueError(f"request_timeout_s={self.request_timeout_s}: expected > 0 seconds")
         if self.token is not None and not self.token.strip():

@@ -131,7 +131,7 @@ $("chatform").onsubmit=async e=>{
     {type:"text",text:t.text}]}:{role:t.role,content:t.text});
   const log=$("chatlog");log.textContent+="you: "+q+"\nosprey: ";status("answering…");
   try{const r=await fetch("/v1/chat/completions",{method:"POST",headers:headers(),body:JSON.stringify({messages,
-      regions:state.regions.map(m=>m.rle),stream:true,max_tokens:64})});
+      regions:state.regions.map(m=>m.rle),stream:true})});  // length: the server's default (1024, capped by --max-new-tokens)
     if(!r.ok){const j=await r.json();throw new Error(j.error.message);}
     const reader=r.body.getReader(),dec=new TextDecoder();let buf="",answer="";
     for(;;){const {value,done}=await reader.read();if(done)break;buf+=dec.decode(value,{stream:true});

@@ -24,6 +24,10 @@ class ConversationTemplate:
     roles: tuple[str, str] = ("USER", "ASSISTANT")
     sep: str = " "
     sep2: str = "</s>"
+    # "plain": LLaVA's projector-pretraining layout (``conv_osprey_plain``/``preprocess_plain``): the
+    # user turn is replaced by ``<image>`` alone, the answer (a caption) follows it with ``sep``
+    # ("\n") and no eos; only the caption and ``sep`` are supervised. Single exchange only.
+    style: Literal["two", "plain"] = "two"
 
 
 @dataclass(frozen=True)
@@ -51,13 +55,18 @@ TEMPLATES: dict[str, ConversationTemplate] = {
         ),
     ),
 }
+# Not a chat template (no roles, one exchange): LLaVA's stage-1 pretraining layout, for training only.
+PLAIN = ConversationTemplate(name="plain", system="", roles=("", ""), sep="\n", sep2="", style="plain")
 
 
 def get_template(name: str) -> ConversationTemplate:
     """The template called ``name``; a typo fails here rather than silently picking a default."""
+    if name == PLAIN.name:
+        return PLAIN
     try:
         return TEMPLATES[name]
     except KeyError:
         raise ValueError(
-            f"unknown conversation template {name!r}; expected one of {sorted(TEMPLATES)}"
+            f"unknown conversation template {name!r}; expected one of {sorted(TEMPLATES)} "
+            f"(or {PLAIN.name!r}, the stage-1 pretraining layout)"
         ) from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "CATEGORY_QUESTION",
+    "DEMO_OVERVIEW",
     "DETAILED_DESCRIPTION_QUESTION",
     "IMAGE_ONLY",
     "LVIS_PACO_PROMPT",
@@ -47,6 +48,11 @@ VCR_OVERVIEW = "<image>.\nThis provides an overview of the picture.\n"
 # (the same "<image>.\n" written form as VCR_OVERVIEW, after normalisation); kept because the released
 # numbers were measured with it.
 STRAY_DOT_OVERVIEW = "<image>\n.\nThis provides an overview of the picture.\n"
+
+# Demo (demo/osprey_inference.py): written with a double newline and given to the template as is
+# (no ``preprocess_multimodal``), so an official checkpoint is asked "<image>\n\nThis provides ...".
+# ``inference.demo`` uses it for official checkpoints; a model trained here keeps OVERVIEW.
+DEMO_OVERVIEW = "<image>\n\nThis provides an overview of the picture.\n"
 
 # Eval: POPE (pope_eval.py): the image, then the question; no overview sentence, no regions.
 IMAGE_ONLY = "<image>\n"

@@ -158,9 +158,10 @@ def _unpaired_message(token: str, position: int, text: str) -> str:
 @dataclass(frozen=True)
 class _Part:
     """One piece of the official layout. ``user`` text may hold placeholders; ``answer`` is
-    supervised and follows ``"ASSISTANT:"`` after one space; ``eos`` ends an answer."""
+    supervised and follows ``"ASSISTANT:"`` after one space; ``eos`` ends an answer; ``plain_answer``
+    is supervised and encoded as a chunk of its own (the ``plain`` template)."""
 
-    kind: Literal["template", "user", "answer", "eos"]
+    kind: Literal["template", "user", "answer", "eos", "plain_answer"]
     text: str = ""
 
 
@@ -170,6 +171,11 @@ def _layout(
     """``system + " " + "USER: " + q1 + " " + "ASSISTANT: " + a1 + "</s>" + "USER: " + q2 ...``,
     with an open final turn written ``"ASSISTANT:"`` (official ``SeparatorStyle.TWO``)."""
     _check_turns(turns, add_generation_prompt)
+    if template.style == "plain":
+        if len(turns) > 2:
+            raise ValueError(f"the plain template holds one exchange (an image and its caption), got {len(turns)} turns")
+        parts = [_Part("user", "<image>")]
+        return parts + ([_Part("plain_answer", turns[1].text + template.sep)] if len(turns) > 1 else [])
     user_role, assistant_role = template.roles
     parts = [_Part("template", template.system + template.sep)]
     for turn in turns:
@@ -275,6 +281,9 @@ def render_conversation(
         elif part.kind == "answer":
             builder.end_run()  # the prompt run ends at "ASSISTANT:"
             builder.add(tokenizer.encode_after_space(part.text), supervised=True)
+        elif part.kind == "plain_answer":  # a chunk after the image, as tokenizer_image_token encodes it
+            builder.end_run()
+            builder.add(tokenizer.encode(part.text), supervised=True)
         else:
             builder.end_run()
             builder.add([tokenizer.eos_id], supervised=True)

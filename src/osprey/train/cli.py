@@ -16,11 +16,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(nested keys with dots: lora.r=8). Multi-process: `accelerate launch -m osprey.train.cli ...` "
         "(see docs/training.md).",
     )
-    p.add_argument("--config", type=Path, default=None, help="training YAML (e.g. configs/finetune_lora.yaml; the small recipe: configs/small/stage1.yaml ...)")
+    p.add_argument("--config", type=Path, default=None, help="training YAML (e.g. configs/finetune_lora.yaml; the small recipe: configs/small/stage1.yaml ...; "
+                   "the official 7B recipe: configs/osprey_7b/stage2.yaml, configs/osprey_7b/stage3.yaml)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=100 lr=1e-4")
     p.add_argument("--resume", nargs="?", const=True, default=False,
                    help="continue from the newest complete checkpoint in output_dir (or the one given)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved plan (every training key with its value, the modules that train, "
+                   "where each module starts from) and exit without loading any weights or data")
     p.set_defaults(func=run)
 
 
@@ -28,7 +32,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from osprey.train.config import load_config
-    from osprey.train.loop import Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -37,6 +40,13 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, TypeError) as err:
         print(f"osprey train: {err}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        from osprey.train.plan import describe_plan
+
+        print(describe_plan(cfg))
+        return 0
+    from osprey.train.loop import Trainer
+
     Trainer(cfg).run(resume=args.resume)
     return 0
 

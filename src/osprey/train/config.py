@@ -55,12 +55,33 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_ratio: float = 0.03
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
-    max_grad_norm: float = 1.0
+    max_grad_norm: float | None = 1.0  # null: no clipping (the official 7B recipe: zero2.json sets none)
+    # "token": the loss is the mean over every supervised token of the global batch (the small
+    # recipe); "sample": the mean over each sample's supervised tokens, then over the samples of the
+    # global batch (the official: HF Trainer, batch 1 per GPU, DDP averaging; docs/fidelity.md).
+    loss_reduction: str = "token"
     bf16: bool = False  # bf16 autocast for the forward pass
     frozen_dtype: str = "float32"  # storage dtype of frozen modules ("bfloat16" halves their memory)
     gradient_checkpointing: bool = False
     group_by_length: bool = True
     max_length: int = 2048
+    # Drop later turn pairs of samples longer than max_length (image slots included). false: never
+    # truncate, as the official ``tokenizer_image_token`` (``model_max_length`` then bounds nothing).
+    truncate: bool = True
+    # The conversation template training renders with; null: ``v1`` ("curious user", as the official
+    # trains) for the osprey_7b preset and official checkpoint folders, else the model's own template.
+    # Evaluation and the demo always use the model's template (``osprey_v1`` for official models).
+    template: str | None = None
+    # Assembling the stage-2 start as the official does (a preset only; the LLM comes from
+    # model_overrides {language_model.source: pretrained, language_model.path: <HF folder>}):
+    vision_weights: str | None = None  # open_clip ``open_clip_pytorch_model.bin`` -> vision_encoder
+    projector_weights: str | None = None  # stage-1 ``mm_projector.bin`` (official key names) -> projector
+    # "torch": PyTorch's default init of the fresh mask extractor (the small recipe); "hf": HF's
+    # ``_init_weights`` as the official stage 2 gets it (Linear weights N(0, 0.02), zero bias).
+    mask_extractor_init: str = "torch"
+    # "strict": records the official code would mis-render or that look corrupt are dropped and
+    # counted; "lenient": repair what the official code trains on anyway (each repair counted).
+    data_strictness: str = "strict"
     train_vision: bool = False  # also train the vision tower (presets without pretrained CLIP weights)
     lora: LoraConfig | None = None  # stage 3: LoRA adapters instead of the whole LLM ({} for the defaults)
     # Stage 3 from a folder that carries LoRA adapters: train those adapters further (their saved r,
@@ -93,6 +114,17 @@ class TrainConfig:
             raise ValueError(f"lora is for stage 3 (the LLM trains there); this is stage {self.stage}")
         if self.region_text is not None:  # None: keep the model's own
             check_region_text(self.region_text)
+        choices = {"loss_reduction": ("token", "sample"), "mask_extractor_init": ("torch", "hf"),
+                   "data_strictness": ("strict", "lenient")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}; expected one of {', '.join(allowed)}")
+        if self.template is not None:
+            from osprey.text.conversation import get_template
+
+            get_template(self.template)
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm={self.max_grad_norm!r}; expected > 0 or null (no clipping)")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"warmup_ratio={self.warmup_ratio!r}; expected a value in [0, 1)")
 

@@ -6,11 +6,13 @@ and the step number, so a resumed run reads exactly the batches the interrupted 
 What each step logs is :mod:`osprey.train.metrics`; the optimizer and schedule :mod:`osprey.train.optim`;
 what a stage trains :mod:`osprey.train.stages`.
 
-Loss normalisation: each optimizer step averages the cross-entropy over *all* supervised tokens of
-the global batch (every micro-batch of every process). Each micro-batch's mean loss is weighted by
-its share of those tokens before ``backward``, so one process with batch 4 and two processes with
-batch 2 (or one process with batch 2 and two accumulation steps) compute the same update up to
-floating-point summation order (tests/train/test_distributed.py measures the difference).
+Loss normalisation (``loss_reduction``): ``token`` averages the cross-entropy over *all* supervised
+tokens of the global batch (every micro-batch of every process): each micro-batch's mean loss is
+weighted by its share of those tokens before ``backward``. ``sample`` (the official: batch 1 per GPU,
+each sample's token mean, averaged over GPUs) runs one forward per sample and weights each sample's
+token mean by 1 / (samples of the global batch with a supervised token). Either way one process
+with batch 4 and two processes with batch 2 (or one process with batch 2 and two accumulation
+steps) compute the same update up to floating-point summation order (tests/train/test_train.py).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from osprey.train.config import TrainConfig
 from osprey.train.metrics import MetricsLog, RunSummary
 from osprey.train.optim import build_optimizer, cosine_with_warmup
 from osprey.train.stages import apply_stage
+from osprey.train.start import assemble_start, training_template
 
 __all__ = ["RunSummary", "Trainer", "build_model", "resolve_mixture"]
 
@@ -51,8 +54,9 @@ def build_model(cfg: TrainConfig) -> tuple[OspreyModel, TextTokenizer]:
     applied first) or a saved model, with ``cfg.region_text`` (when set) replacing its region text."""
     if cfg.continue_adapters and not (Path(model_folder(cfg.model)) / ADAPTER_WEIGHTS).exists():
         raise ValueError(f"continue_adapters=true, but {cfg.model} has no {ADAPTER_WEIGHTS} to continue")
-    model, tokenizer, _ = load_model(cfg.model, seed=cfg.seed, for_inference=False,
-                                     merge_adapters=not cfg.continue_adapters, overrides=cfg.model_overrides)
+    model, tokenizer, is_preset = load_model(cfg.model, seed=cfg.seed, for_inference=False,
+                                             merge_adapters=not cfg.continue_adapters, overrides=cfg.model_overrides)
+    assemble_start(model, cfg, is_preset=is_preset)
     if cfg.region_text is not None:
         model.config = model.config.replace(region_text=cfg.region_text)
     return model, tokenizer
@@ -92,8 +96,10 @@ class Trainer:
         self.model, self.tokenizer = build_model(cfg)
         self.trains = apply_stage(self.model, cfg, log=self.log if self.rank == 0 else lambda *_: None)
         self.model.to(self.accelerator.device)  # one process too: accelerate's prepare() only runs for several
-        transform = ModelTransform.for_model(self.model, self.tokenizer, max_length=cfg.max_length)
-        self.dataset = RegionDataset(resolve_mixture(cfg), transform, seed=cfg.seed, limit=cfg.limit)
+        transform = ModelTransform.for_model(self.model, self.tokenizer, max_length=cfg.max_length,
+                                             template=training_template(cfg, self.model), truncate=cfg.truncate)
+        self.dataset = RegionDataset(resolve_mixture(cfg), transform, seed=cfg.seed, limit=cfg.limit,
+                                     lenient=cfg.data_strictness == "lenient")
         self.global_batch = cfg.batch_size * cfg.grad_accum * self.world
         if len(self.dataset) < self.global_batch:
             raise ValueError(
@@ -130,7 +136,11 @@ class Trainer:
         batches = []
         for m in range(self.cfg.grad_accum):
             mine = chunk[m * per_micro + self.rank * self.cfg.batch_size :][: self.cfg.batch_size]
-            batches.append(collate([self.dataset[i] for i in mine], pad_id=self.tokenizer.pad_id))
+            items = [self.dataset[i] for i in mine]
+            if self.cfg.loss_reduction == "sample":  # one forward per sample: its own token mean
+                batches += [collate([item], pad_id=self.tokenizer.pad_id) for item in items]
+            else:
+                batches.append(collate(items, pad_id=self.tokenizer.pad_id))
         return batches
 
     def _all_reduce(self, values: list[float]) -> list[float]:
@@ -145,7 +155,10 @@ class Trainer:
         batches = self.micro_batches(step)
         counts = [b.num_supervised for b in batches]
         tokens = sum(b.num_tokens for b in batches)
-        total_supervised, total_tokens = self._all_reduce([float(sum(counts)), float(tokens)])
+        samples = sum(1 for c in counts if c)  # (sample mode: one sample per batch)
+        total_supervised, total_tokens, total_samples = self._all_reduce(
+            [float(sum(counts)), float(tokens), float(samples)])
+        by_sample = cfg.loss_reduction == "sample"
         if total_supervised == 0:
             raise RuntimeError(f"step {step}: no supervised token in the global batch (every example skipped?)")
         loss_sum = 0.0
@@ -158,21 +171,22 @@ class Trainer:
                 if counts[m]:
                     with autocast:
                         out = self.ddp_model(**batch.to(device, regions=RegionBatch))
-                    weight = counts[m] / total_supervised
+                    weight = 1 / total_samples if by_sample else counts[m] / total_supervised
                     loss = out.loss.float() * (weight * self.world)  # DDP averages gradients over processes
-                    loss_sum += float(out.loss.detach()) * counts[m]
+                    loss_sum += float(out.loss.detach()) * (1 if by_sample else counts[m])
                 else:  # nothing to learn here (an empty batch: every example skipped); still join the all-reduce
                     loss = sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
                 loss.backward()
             self.data_stats.merge(batch.stats)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm))
+        clip = math.inf if cfg.max_grad_norm is None else cfg.max_grad_norm  # inf: measured, not clipped
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, clip))
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         (global_loss_sum,) = self._all_reduce([loss_sum])
         return {
-            "loss": global_loss_sum / total_supervised,
+            "loss": global_loss_sum / (total_samples if by_sample else total_supervised),
             "grad_norm": grad_norm,
             "tokens": total_tokens,
             "supervised": total_supervised,

@@ -90,8 +90,11 @@ def relative_score(pairs: list[tuple[float, float]]) -> float:
 class JudgedDescription(Task):
     def __init__(self, name: str, questions: Path, contexts: Path, references: Path, images: Path, judge, *,
                  limit: int | None = None, max_tokens: int = 1024, temperature: float = 0.2,
-                 category: str | None = None) -> None:
+                 category: str | None = None, colon_split: bool = True) -> None:
         self.name = name
+        # The description task keeps the text between the first and second ':' of an answer, as
+        # osprey_generate_gpt_description_answer.py (``split(':')[1]``); False judges the whole answer.
+        self.colon_split = colon_split
         self.category = category  # overrides the questions' own (Osprey's Ferret files say "description")
         self.questions, self.contexts, self.references = Path(questions), Path(contexts), Path(references)
         self.images, self.judge, self.limit = Path(images), judge, limit
@@ -120,6 +123,8 @@ class JudgedDescription(Task):
             if category not in RULES:
                 raise ValueError(f"question {a.request.key}: category {category!r} has no rule; expected one of {sorted(RULES)}")
             answer = strip_stop(a.text)
+            if self.name == "description" and self.colon_split and ":" in answer:
+                answer = answer.split(":")[1]
             if category in ("refer_desc", "refer_reason"):  # Ferret's postprocess_answer drops " [boxes]"
                 for box in _BOXES.findall(answer):
                     answer = answer.replace(" " + box, "")

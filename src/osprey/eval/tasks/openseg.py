@@ -46,6 +46,8 @@ def class_probabilities(answer_emb: np.ndarray, class_emb: np.ndarray, owners: n
 
 
 class OpenVocabSegmentation(Task):
+    autocast_fp16 = True  # the official wraps generate() in torch.amp.autocast('cuda') (fp16)
+
     def __init__(self, dataset: str, data: Path, images: Path, *, limit: int | None = None,
                  sentence_model: str | None = None, panoptic_dir: Path | None = None) -> None:
         if dataset not in CLASS_LISTS:

@@ -42,7 +42,10 @@ class _PromptedProvider(MaskProvider):
     """Shared logic for SAM-style predictors: cache the image embedding, grid "everything"."""
 
     def __init__(self, *, points_per_side: int = 16, iou_threshold: float = 0.86, nms_threshold: float = 0.7,
-                 min_area: float = 0.001) -> None:
+                 min_area: float = 0.001, multimask_click: bool = True) -> None:
+        # multimask_click: one click asks SAM for 3 masks and keeps the best by predicted IoU (ours);
+        # False asks for one (the official demo: multimask_output=False).
+        self.multimask_click = multimask_click
         self.points_per_side = points_per_side
         self.iou_threshold = iou_threshold
         self.nms_threshold = nms_threshold
@@ -71,7 +74,9 @@ class _PromptedProvider(MaskProvider):
             rgb = self._prepare(image)
             pts, labs = checked_points(points, labels, *rgb.shape[:2])
             # one click is ambiguous (part / object / group): take SAM's best of three, as SAM advises
-            masks, scores = self._predict(pts.astype(np.float32), labs, None, multimask=len(pts) == 1)
+            # (the official demo asks for one mask: multimask_click=False)
+            masks, scores = self._predict(pts.astype(np.float32), labs, None,
+                                          multimask=len(pts) == 1 and self.multimask_click)
             return np.asarray(masks[int(np.argmax(scores))], dtype=bool)
 
     def from_box(self, image, box) -> np.ndarray:
