@@ -237,3 +237,19 @@ def test_openapi_bodies_come_from_the_request_dataclasses(client) -> None:
     assert describe["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
     segment = paths["/v1/segment"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
     assert {"point", "points", "labels", "box", "everything", "pick"} <= set(segment)
+
+
+def test_sampling_takes_what_the_request_leaves_out_from_the_generation_config() -> None:
+    """A sampled chat request (temperature > 0) gets top_p/top_k as the official generate() resolves
+    them: the model's generation_config.json, else transformers' defaults (top_k 50)."""
+    from osprey.serve.payloads import decoding_options
+
+    settings = ServeSettings()
+    greedy = decoding_options(settings, 8)
+    assert not greedy.do_sample
+    plain = decoding_options(settings, 8, 0.7)
+    assert (plain.do_sample, plain.temperature, plain.top_p, plain.top_k) == (True, 0.7, 1.0, 50)
+    vicuna = decoding_options(settings, 8, 0.2, generation_config={"top_p": 0.6, "temperature": 0.9})
+    assert (vicuna.temperature, vicuna.top_p, vicuna.top_k) == (0.2, 0.6, 50)  # the request's temperature wins
+    given = decoding_options(settings, 8, 0.2, 0.9, generation_config={"top_p": 0.6, "top_k": 20})
+    assert (given.top_p, given.top_k) == (0.9, 20)

@@ -38,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from osprey.inference.providers import ProviderError
 from osprey.inference.regions import RegionError
 from osprey.masks import pick
+from osprey.model.loading import generation_defaults
 from osprey.serve import responses
 from osprey.serve.decoding import decode_regions, upscale
 from osprey.serve.http import BadRequest, BodyLimit, install_error_handlers, read_json, read_json_or_form
@@ -81,6 +82,7 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
     guarded = [Depends(_token_check(settings.token))]
     install_error_handlers(app)
     model_names = {service.model_name, Path(service.model_name).name, "osprey"}
+    sampling = generation_defaults(service.predictor.model)  # the folder's generation_config.json, if any
 
     # -- health and models ---------------------------------------------------------------------
     @app.get("/healthz", tags=["meta"])
@@ -116,7 +118,7 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
               openapi_extra=request_schema(ChatRequest))
     async def chat_completions(request: Request):
         """OpenAI-compatible chat about an image's regions; ``stream: true`` answers with SSE chunks."""
-        req = await run_in_threadpool(parse_chat, await read_json(request), settings, model_names)
+        req = await run_in_threadpool(parse_chat, await read_json(request), settings, model_names, sampling)
         completion = responses.Completion(service.model_name)
         if req.stream:
             return await _stream(jobs, completion, lambda token: _chat_pieces(service, settings, req, token))

@@ -21,7 +21,7 @@ from PIL import Image
 
 from osprey import masks as mask_io
 from osprey.inference.predictor import QUESTIONS, RESERVED, check_question, question_text
-from osprey.model.generation import DecodingOptions
+from osprey.model.generation import DecodingOptions, sampling_values
 from osprey.serve.decoding import MAX_POINTS, check_specs, decode_image
 from osprey.serve.http import BadRequest
 from osprey.serve.settings import ServeSettings
@@ -100,9 +100,13 @@ def integer(value: Any, name: str, low: int, high: int) -> int:
 
 
 def decoding_options(settings: ServeSettings, max_new_tokens: Any = None, temperature: Any = None,
-                     top_p: Any = None, seed: Any = None, *, tokens_key: str = "max_tokens") -> DecodingOptions:
+                     top_p: Any = None, seed: Any = None, *, tokens_key: str = "max_tokens",
+                     generation_config: Mapping[str, Any] | None = None) -> DecodingOptions:
     """How to decode: greedy unless ``temperature > 0``; at most ``settings.max_new_tokens`` tokens.
-    ``temperature`` is 0 (greedy) or in [0.01, 2]; ``top_p`` in (0, 1]; ``seed`` a signed 64-bit int."""
+    ``temperature`` is 0 (greedy) or in [0.01, 2]; ``top_p`` in (0, 1]; ``seed`` a signed 64-bit int.
+    When sampling, what the request leaves out (``top_p``; ``top_k``, which OpenAI's API has not)
+    comes from the model's ``generation_config`` as the official ``generate`` takes it, else
+    transformers' defaults (top_p 1.0, top_k 50): :func:`osprey.model.generation.sampling_values`."""
     tokens = settings.default_new_tokens if max_new_tokens is None else max_new_tokens
     if not _is_int(tokens) or not 1 <= tokens <= settings.max_new_tokens:
         raise BadRequest(f"{tokens_key} is {_short(tokens)}; expected an integer in 1..{settings.max_new_tokens}",
@@ -116,9 +120,11 @@ def decoding_options(settings: ServeSettings, max_new_tokens: Any = None, temper
     if seed is not None:
         integer(seed, "seed", -(2**63), 2**63 - 1)
     sample = temperature is not None and temperature > 0
-    return DecodingOptions(max_new_tokens=tokens, do_sample=sample,
-                           temperature=float(temperature) if sample else 0.2,
-                           top_p=float(top_p) if top_p is not None else 1.0, seed=seed)
+    if not sample:
+        return DecodingOptions(max_new_tokens=tokens, top_p=float(top_p) if top_p is not None else 1.0, seed=seed)
+    values = sampling_values(generation_config, temperature=float(temperature),
+                             top_p=None if top_p is None else float(top_p))
+    return DecodingOptions(max_new_tokens=tokens, do_sample=True, seed=seed, **values)
 
 
 def check_region_list(specs: Any, max_regions: int, image: Image.Image | None = None,
@@ -277,10 +283,11 @@ class ChatRequest:
     model: str | None = field(metadata=wire(model={**STRING, "description": "the served model (see /v1/models)"}))
 
 
-def parse_chat(body: Mapping, settings: ServeSettings, models: Collection[str] = ()) -> ChatRequest:
+def parse_chat(body: Mapping, settings: ServeSettings, models: Collection[str] = (),
+               generation_config: Mapping[str, Any] | None = None) -> ChatRequest:
     """Split OpenAI-style messages into the image, region specs, history and the question, checked
     against each other (every <regionK> names a given region). ``models``: the names ``model`` may
-    take (empty: any)."""
+    take (empty: any); ``generation_config``: the served model's sampling defaults."""
     model = text_field(body, "model", 256)
     if model is not None and models and model not in models:
         raise BadRequest(f"model {model[:80]!r} does not exist; this server serves {sorted(models)[0]!r} "
@@ -290,7 +297,7 @@ def parse_chat(body: Mapping, settings: ServeSettings, models: Collection[str] =
     stream = flag(body, "stream")
     key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     options = decoding_options(settings, body.get(key), body.get("temperature"), body.get("top_p"),
-                               body.get("seed"), tokens_key=key)
+                               body.get("seed"), tokens_key=key, generation_config=generation_config)
     image_data, specs, turns = _conversation(body, settings.max_messages)
     image = decode_image(image_data, settings.max_image_pixels, "messages image_url",
                          max_aspect=settings.max_aspect_ratio)
