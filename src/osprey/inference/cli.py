@@ -130,7 +130,7 @@ def _load(args: argparse.Namespace) -> Loaded:
     spec = args.model or default_model_spec()
     try:
         device = resolve_device(args.device)
-        model, tokenizer, random_init = load_model(spec, device=device, dtype=args.dtype)
+        model, tokenizer, random_init = load_model(spec, device=device, dtype=args.dtype, quantize=args.quantize)
         provider = build_provider(args.sam, args.sam_type, device=str(device))  # no --sam: GrabCut
     except ProviderError as err:
         raise SystemExit(f"mask provider: {err}") from None

@@ -8,11 +8,11 @@ The loop does the wrapping itself, because accelerate 1.15 cannot drive FSDP on 
 FSDP plugin is silently ignored), and with ``cpu=False`` on a machine without CUDA the state is
 ``DistributedType.NO`` with one process (docs/training.md, "Sharding"). One code path on CPU and GPU.
 
-Wrapping: every decoder layer of the LLM is its own FSDP unit (its parameters are all-gathered for
-its forward and backward only, then freed), everything else (vision tower, projector, mask
-extractor, embeddings, final norm, ``lm_head``) belongs to the root unit. The root unit's modules
-are called through non-``forward`` methods of :class:`~osprey.model.osprey.OspreyModel`, which FSDP
-hooks would not see; the root unit is gathered for the whole root forward, so that is safe.
+Wrapping (:func:`shard_units`): every decoder layer of the LLM, the vision tower, the projector,
+the mask extractor, the input embeddings and ``lm_head`` (unless tied: then both stay in the root) are each an FSDP
+unit: its parameters are all-gathered for its own forward and backward only, then freed, so a
+process holds its shards plus one gathered unit at a time. Each of them is called as a module
+(``__call__``), which is where FSDP's hooks sit. What is left (the final norm) is the root unit.
 
 FSDP's reduce-scatter averages gradients over the processes exactly as DDP's all-reduce does, so the
 loop's loss scaling is the same for both, and 2 processes reproduce 1 process step for step
@@ -60,13 +60,23 @@ def shard_model(model: nn.Module, device: torch.device) -> nn.Module:
 
     ensure_process_group(device)
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+    for unit in shard_units(model):
+        fully_shard(unit, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
+
+
+def shard_units(model: nn.Module) -> list[nn.Module]:
+    """The modules :func:`shard_model` makes FSDP units (before the root), innermost first."""
     layers = decoder_layers(model)
     if not layers:
         raise ValueError(f"sharding: fsdp found no decoder layer in {type(model.language_model).__name__}")
-    for layer in layers:
-        fully_shard(layer, mesh=mesh)
-    fully_shard(model, mesh=mesh)
-    return model
+    llm = model.language_model
+    embed, head = llm.get_input_embeddings(), llm.get_output_embeddings()
+    units = [*layers, model.vision_encoder, model.projector, model.mask_extractor]
+    if head is None or head.weight is not embed.weight:  # tied: one parameter used by both, left to the root
+        units += [m for m in (embed, head) if m is not None]
+    return [u for u in units if any(True for _ in u.parameters())]
 
 
 def is_fsdp(model: nn.Module) -> bool:
