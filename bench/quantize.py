@@ -94,6 +94,9 @@ def measure(spec: str, modes: list[str], args, *, answers: bool) -> dict[str, di
         model, tokenizer, load_s = _load(spec, mode, args.device, dtype)
         row = {"linear": linear_weight_bytes(model), "model": model_bytes(model), "load_s": load_s,
                "token_s": decode_seconds_per_token(model, args.new_tokens, args.device)}
+        if args.device.startswith("cuda"):
+            row["cuda_peak"] = torch.cuda.max_memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
         if answers:
             got = region_answers(model, tokenizer, args.scenes)
             reference = reference or got
@@ -101,6 +104,8 @@ def measure(spec: str, modes: list[str], args, *, answers: bool) -> dict[str, di
             row["answers"] = len(got)
         rows[mode] = row
         del model
+        if args.device.startswith("cuda"):
+            torch.cuda.empty_cache()
     return rows
 
 
@@ -112,10 +117,11 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=24)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", help="the unquantized precision (activations of all modes)")
+    parser.add_argument("--no-bundled", action="store_true", help="skip the bundled model (its LLM package absent)")
     args = parser.parse_args()
     torch.manual_seed(0)
     results = {spec: measure(spec, args.modes, args, answers=False) for spec in args.presets}
-    if bundled_available():
+    if bundled_available() and not args.no_bundled:
         results["bundled"] = measure("bundled", args.modes, args, answers=True)
     mib = 1024**2
     print(f"Weight-only quantization (torchao), device {args.device}, activations {args.dtype} (int4: bfloat16)\n")
@@ -129,6 +135,8 @@ def main() -> None:
                 print(f"| {spec} | {mode} | skipped: {row['skipped']} ||||||")
                 continue
             agree = f"{row['agreement']:.3f} ({row['answers']} answers)" if "agreement" in row else "n/a (random)"
+            if "cuda_peak" in row:
+                agree += f"; CUDA peak {row['cuda_peak'] / mib:,.0f} MiB, {1 / row['token_s']:.1f} tokens/s"
             print(f"| {spec} | {'float' if mode == 'none' else mode} | {row['linear'] / mib:,.1f} | "
                   f"{row['linear'] / base['linear']:.3f} | {row['model'] / mib:,.1f} | {row['load_s']:.1f} | "
                   f"{row['token_s'] * 1e3:.1f} | {agree} |")

@@ -31,11 +31,21 @@ from torch import nn
 
 SHARDINGS = ("none", "fsdp")
 
+DEEPSPEED_UNSUPPORTED = (
+    "DeepSpeed (ZeRO-2/3) is not supported by this training loop: its backward and optimizer step "
+    "must go through the DeepSpeed engine, and ZeRO keeps optimizer state (ZeRO-2) and parameters "
+    "(ZeRO-3) in partitions that torch's state-dict API, which writes these checkpoints, cannot read. "
+    "Use `sharding: fsdp` (FSDP2 shards parameters, gradients and optimizer state, as ZeRO-3 does) "
+    "with configs/accelerate/fsdp_gpu.yaml (docs/training.md, Sharding)"
+)
+
 
 def uses_fsdp(sharding: str, accelerator: Any) -> bool:
     """Whether this run shards with FSDP2: ``sharding: fsdp``, or an accelerate config of type FSDP."""
     from accelerate.utils import DistributedType
 
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        raise NotImplementedError(DEEPSPEED_UNSUPPORTED)
     return sharding == "fsdp" or accelerator.distributed_type == DistributedType.FSDP
 
 
