@@ -13,7 +13,12 @@
 #      with from_pretrained. DeepSpeed is not run: the loop refuses it (docs/training.md says why).
 #   2. quantize_7b: bench/quantize.py on osprey_7b at full size (random weights) in bfloat16 on CUDA:
 #      float / int8 / int4 weight memory, CUDA peak memory, load time, tokens/s.
+#   3. train_memory_full: bench/train_memory.py --full-finetune on the device machine's CPUs (16 cores,
+#      128 GiB: two DDP processes of the 7B-shaped full fine-tune need ~20 GiB, more than the
+#      development machine has); CPU only, no GPU needed.
+# STEPS="fsdp quantize memory" (default) picks steps, e.g. STEPS=memory for a second call.
 set -u
+STEPS=${STEPS:-fsdp quantize memory}
 source "$(dirname "$0")/gpu_env.sh"
 PY=${PY:-python3}
 command -v nvidia-smi >/dev/null && nvidia-smi -L
@@ -23,7 +28,8 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_dev
 print('accelerate', accelerate.__version__, 'peft', peft.__version__)
 import torchao; print('torchao', torchao.__version__)
 "
-step fsdp_roundtrip timeout 300 "$PY" - <<'PYEOF'
+case " $STEPS " in *" fsdp "*) ;; *) SKIP_FSDP=1 ;; esac
+[ -n "${SKIP_FSDP:-}" ] || step fsdp_roundtrip timeout 300 "$PY" - <<'PYEOF'
 import shutil, sys, tempfile, time
 from pathlib import Path
 import torch
@@ -78,5 +84,10 @@ for label, extra in (("full", {}), ("lora", {"lora": {"r": 4, "alpha": 8}, "froz
 print("FSDP single-rank round trip:", "FAILED " + ", ".join(failed) if failed else "all OK")
 sys.exit(1 if failed else 0)
 PYEOF
-step quantize_7b timeout 480 "$PY" bench/quantize.py --presets osprey_7b --device cuda --dtype bfloat16 \
-    --modes int8 int4 --no-bundled --new-tokens 32
+case " $STEPS " in *" quantize "*)
+    step quantize_7b timeout 420 "$PY" bench/quantize.py --presets osprey_7b --device cuda --dtype bfloat16 \
+        --modes int8 int4 --no-bundled --new-tokens 32 ;;
+esac
+case " $STEPS " in *" memory "*)
+    CUDA_VISIBLE_DEVICES="" step train_memory_full timeout 420 "$PY" bench/train_memory.py --full-finetune ;;
+esac

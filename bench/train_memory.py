@@ -1,10 +1,12 @@
 """Peak memory per process of a training step of the 7B-shaped model: DDP vs FSDP2, 2 CPU processes.
 
-    python bench/train_memory.py [--preset osprey_7b_1layer] [--steps 2]
+    python bench/train_memory.py [--preset osprey_7b_1layer] [--steps 2] [--full-finetune]
 
 Each configuration runs as its own ``torch.distributed.run --nproc_per_node 2`` job (gloo) of the
 real training loop (:class:`osprey.train.loop.Trainer`: stage 3 with LoRA on the LLM, the mask
-extractor and projector trained in full, the vision tower frozen; batch 1 per process, synthetic
+extractor and projector trained in full, the vision tower frozen; ``--full-finetune``: the whole
+LLM trained, as Osprey's stage 3 does, which needs about 10 GiB per DDP process for the 1-layer
+shape: more than this shared 23 GiB machine can give two processes; batch 1 per process, synthetic
 images at the preset's 512 px). After set-up (model built, sharded, optimizer made) each process
 resets its peak resident set (``/proc/self/clear_refs`` = 5, which resets ``VmHWM``), runs the
 optimizer steps and reads ``VmHWM``: the peak RSS of the step itself, all of it (Python, torch,
@@ -56,7 +58,7 @@ def worker(args: argparse.Namespace) -> None:
     cfg = load_config(None, base={
         "stage": 3, "model": args.preset, "data": entries("osprey_short_form"), "data_root": args.world,
         "output_dir": args.out, "batch_size": 1, "max_steps": args.steps, "lr": 1e-4, "progress": False,
-        "lora": {"r": 16}, "sharding": args.sharding, "frozen_dtype": args.frozen_dtype, "seed": 0,
+        "lora": None if args.full_finetune else {"r": 16}, "sharding": args.sharding, "frozen_dtype": args.frozen_dtype, "seed": 0,
         "max_length": 2048,
     })  # fmt: skip
     trainer = Trainer(cfg, log=lambda *_: None)
@@ -79,7 +81,8 @@ def run_config(name: str, args: argparse.Namespace, world: Path, root: Path, por
            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
            __file__, "--worker", "--preset", args.preset, "--steps", str(args.steps), "--world", str(world),
-           "--out", str(out), "--sharding", sharding, "--frozen-dtype", frozen]
+           "--out", str(out), "--sharding", sharding, "--frozen-dtype", frozen,
+           *(["--full-finetune"] if args.full_finetune else [])]
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -90,6 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="osprey_7b_1layer")
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--full-finetune", action="store_true", help="train the whole LLM (no LoRA)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--world", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -109,7 +113,8 @@ def main() -> None:
         for i, name in enumerate(CONFIGS):
             rows[name] = run_config(name, args, world, Path(tmp), 29650 + i)
             print(f"{name}: done", file=sys.stderr, flush=True)
-    print(f"Training step of {args.preset} (stage 3, LoRA r=16 on the LLM; mask extractor + projector trained), "
+    what = "the whole LLM" if args.full_finetune else "LoRA r=16 on the LLM"
+    print(f"Training step of {args.preset} (stage 3, {what}; mask extractor + projector trained), "
           f"2 CPU processes (gloo), batch 1 per process, {args.steps} optimizer steps\n")
     print("| configuration | step peak RSS / process (GiB) | rank 0 / rank 1 | RSS after set-up | "
           "whole-process peak | losses (rank 0) |")
