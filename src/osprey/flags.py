@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 
 PRECISION_CHOICES = ("auto", "float32", "bfloat16", "float16")  # the names of model.loading.PRECISIONS + auto
+QUANTIZE_CHOICES = ("none", "int8", "int4")  # osprey.model.quantize.QUANTIZE_CHOICES
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--device`` and ``--dtype``, read by :func:`osprey.model.loading.load_model`."""
+    """``--model``, ``--device``, ``--dtype`` and ``--quantize``, read by :func:`osprey.model.loading.load_model`."""
     parser.add_argument("--model", default=None,
                         help="'bundled' (the trained osprey-small; the default when installed), a model folder "
                         "(official or ours), or a preset name such as tiny (random init)")
@@ -21,6 +22,10 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                         "and the bundled model, bfloat16 for a released Osprey-7B); bfloat16 halves float32's "
                         "memory and is faster on GPUs and on CPUs with AVX-512 BF16; float16 on a GPU only. The "
                         "mask extractor always runs in float32, as in the official model")
+    parser.add_argument("--quantize", default="none", choices=QUANTIZE_CHOICES,
+                        help="weight-only quantization of the LLM's and the projector's linear layers (torchao): "
+                        "int8 (CPU or GPU; about a quarter of their float32 memory) or int4 (CUDA GPU with "
+                        "--dtype bfloat16); the mask extractor stays float32. Default none")
 
 
 def add_decoding_flags(parser: argparse.ArgumentParser, *, max_new_tokens: int | None = 1024, seed: bool = True) -> None:

@@ -139,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
 
         args.model = default_model_spec()
     try:
-        model, tokenizer, random_init = load_model(args.model, device=args.device, dtype=args.dtype)
+        model, tokenizer, random_init = load_model(args.model, device=args.device, dtype=args.dtype,
+                                                     quantize=args.quantize)
     except ValueError as err:
         raise SystemExit(f"eval: {err}") from None
     if random_init:

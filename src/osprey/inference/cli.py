@@ -133,7 +133,7 @@ def _load(args: argparse.Namespace) -> Loaded:
     spec = args.model or default_model_spec()
     try:
         device = resolve_device(args.device)
-        model, tokenizer, random_init = load_model(spec, device=device, dtype=args.dtype)
+        model, tokenizer, random_init = load_model(spec, device=device, dtype=args.dtype, quantize=args.quantize)
         provider = build_provider(args.sam, args.sam_type, device=str(device))  # no --sam: GrabCut
         style = demo_style(model, getattr(args, "demo_style", "ours"))
         if hasattr(provider, "multimask_click"):

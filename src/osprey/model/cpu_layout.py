@@ -62,6 +62,7 @@ def vocab_logits(head: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         or hidden.device.type != "cpu"
         or weight.dtype != hidden.dtype
         or weight.shape[0] % HEAD_BLOCK
+        or type(weight) not in (torch.Tensor, nn.Parameter)  # a quantized weight (osprey.model.quantize)
         or not weight.is_contiguous()
     ):
         return head(hidden)

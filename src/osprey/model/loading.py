@@ -15,6 +15,7 @@ from osprey.config import PRESETS, OspreyConfig, apply_overrides, get_preset
 from osprey.model.cpu_layout import use_column_major_linears
 from osprey.model.language_model import tokenizer_for
 from osprey.model.osprey import OspreyModel, build_model
+from osprey.model.quantize import check_quantize, quantize_model
 from osprey.model.weights import from_pretrained, is_official_folder
 from osprey.text.tokenizer import TextTokenizer
 
@@ -81,6 +82,7 @@ def model_folder(spec: str | Path) -> str | Path:
 def load_model(spec: str | Path, *, dtype: str | torch.dtype | None = None, seed: int = 0,
                for_inference: bool = True, device: str | torch.device | None = "cpu",
                merge_adapters: bool = True, overrides: Mapping[str, Any] | None = None,
+               quantize: str | None = None,
                ) -> tuple[OspreyModel, TextTokenizer, bool]:
     """(model, tokenizer, is_random_init).
 
@@ -97,9 +99,14 @@ def load_model(spec: str | Path, *, dtype: str | torch.dtype | None = None, seed
     does (:meth:`OspreyModel.set_precision`).
     ``overrides``: dotted keys of a preset's config set before it is built
     (``{"mask_extractor.shape_encoding": "official"}``); each must be a key of that config.
+    ``quantize``: ``"int8"`` or ``"int4"`` (CUDA, bfloat16) stores the LLM's and the projector's
+    Linear weights quantized (:mod:`osprey.model.quantize`; inference only); None/``"none"``: as is.
     """
     device = resolve_device(device)
     dtype = resolve_precision(dtype, device)
+    quantize = check_quantize(quantize, device)
+    if quantize and not for_inference:
+        raise ValueError("quantize is for inference; a model to train loads unquantized")
     is_preset = isinstance(spec, str) and spec in PRESETS
     if overrides and not is_preset:
         raise ValueError(f"model overrides apply to presets ({', '.join(PRESETS)}), not to {str(spec)!r}")
@@ -111,11 +118,16 @@ def load_model(spec: str | Path, *, dtype: str | torch.dtype | None = None, seed
             config = OspreyConfig.from_dict(data)
         torch.manual_seed(seed)
         model = _for_inference(build_model(config).to(device), for_inference)
-        return _precision(model, dtype, for_inference), tokenizer_for(config.language_model), True
+        return _quantized(_precision(model, dtype, for_inference), quantize), tokenizer_for(config.language_model), True
     model = _for_inference(from_pretrained(spec, dtype=dtype, merge_adapters=merge_adapters).to(device), for_inference)
     model.generation_defaults = read_generation_config(spec)
     model.official_checkpoint = is_official_folder(Path(spec))  # (inference.demo: the official demo's prompt)
-    return _precision(model, dtype, for_inference), tokenizer_for(model.config.language_model, folder=spec), False
+    tokenizer = tokenizer_for(model.config.language_model, folder=spec)
+    return _quantized(_precision(model, dtype, for_inference), quantize), tokenizer, False
+
+
+def _quantized(model: OspreyModel, quantize: str | None) -> OspreyModel:
+    return quantize_model(model, quantize) if quantize else model
 
 
 GENERATION_CONFIG = "generation_config.json"

@@ -156,7 +156,8 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
 def _load(settings: ServeSettings) -> RegionService:
     return load_service(settings.model, sam_checkpoint=settings.sam_checkpoint, sam_type=settings.sam_type,
                         max_regions=settings.max_regions, encode_cache=settings.encode_cache,
-                        device=settings.device, dtype=settings.dtype, max_prompt_tokens=settings.max_prompt_tokens)
+                        device=settings.device, dtype=settings.dtype, max_prompt_tokens=settings.max_prompt_tokens,
+                        quantize=settings.quantize)
 
 
 def _token_check(token: str | None) -> Callable[[Request], None]:

@@ -123,7 +123,7 @@ def _finished(answers: list[Answer]) -> list[Answer]:
 
 def load_service(model: str | None, *, sam_checkpoint=None, sam_type: str = "vit_b", max_regions: int = 32,
                  encode_cache: int = 4, device: str | None = "auto", dtype: str = "auto",
-                 max_prompt_tokens: int = 4096) -> RegionService:
+                 max_prompt_tokens: int = 4096, quantize: str = "none") -> RegionService:
     """Load the model named by ``model`` (bundled, preset or folder; None: the default) and the mask
     provider, both on ``device`` (``auto``: a GPU when there is one); the model runs in ``dtype``
     (``auto``: as its weights are stored; float32, bfloat16, or float16 on a GPU)."""
@@ -131,7 +131,7 @@ def load_service(model: str | None, *, sam_checkpoint=None, sam_type: str = "vit
 
     model = model or default_model_spec()
     where = resolve_device(device)
-    network, tokenizer, random_init = load_model(model, device=where, dtype=dtype)
+    network, tokenizer, random_init = load_model(model, device=where, dtype=dtype, quantize=quantize)
     provider = build_provider(sam_checkpoint, sam_type, device=str(where))  # no checkpoint: GrabCut
     predictor = RegionPredictor(network, tokenizer, max_regions=max(max_regions, 1))
     return RegionService(predictor, provider, str(model), random_init, encode_cache, max_prompt_tokens)

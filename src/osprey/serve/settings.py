@@ -16,6 +16,7 @@ class ServeSettings:
     sam_type: str = "vit_b"
     device: str = "auto"  # where the model runs: auto (a GPU when there is one), cpu, cuda, cuda:N
     dtype: str = "auto"  # the model's precision: auto (as stored), float32, bfloat16, float16 (GPU only)
+    quantize: str = "none"  # weight-only int8 / int4 (GPU) of the LLM and projector (osprey.model.quantize)
     ui: bool = False  # serve the web demo at "/"
     queue_size: int = 8  # requests waiting for the one model worker; more get 429
     request_timeout_s: float = 120.0  # from enqueue to answer; then 504 and the job is cancelled

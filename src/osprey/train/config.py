@@ -63,6 +63,7 @@ class TrainConfig:
     bf16: bool = False  # bf16 autocast for the forward pass
     frozen_dtype: str = "float32"  # storage dtype of frozen modules ("bfloat16" halves their memory)
     gradient_checkpointing: bool = False
+    sharding: str = "none"  # "fsdp": FSDP2 shards weights, gradients and optimizer state (osprey.train.distributed)
     group_by_length: bool = True
     max_length: int = 2048
     # Drop later turn pairs of samples longer than max_length (image slots included). false: never
@@ -108,6 +109,8 @@ class TrainConfig:
             raise ValueError(f"max_steps={self.max_steps!r}; expected >= 1 or null")
         if self.frozen_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"frozen_dtype={self.frozen_dtype!r}; expected 'float32' or 'bfloat16'")
+        if self.sharding not in ("none", "fsdp"):
+            raise ValueError(f"sharding={self.sharding!r}; expected 'none' (replicated: DDP) or 'fsdp'")
         if self.continue_adapters and self.lora is None:
             raise ValueError("continue_adapters=true trains the model's saved LoRA adapters; set lora too")
         if self.lora is not None and self.stage != 3:

@@ -33,8 +33,16 @@ from osprey.model.loading import load_model, model_folder
 from osprey.model.osprey import OspreyModel, RegionBatch
 from osprey.model.weights import ADAPTER_WEIGHTS
 from osprey.text.tokenizer import TextTokenizer
-from osprey.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from osprey.train.checkpoint import (
+    gather_optimizer,
+    gather_rng,
+    gather_trainable,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from osprey.train.config import TrainConfig
+from osprey.train.distributed import as_float, no_gradient_sync, raw_optimizer, shard_model, uses_fsdp
 from osprey.train.metrics import MetricsLog, RunSummary
 from osprey.train.optim import build_optimizer, cosine_with_warmup
 from osprey.train.stages import apply_stage
@@ -87,6 +95,7 @@ class Trainer:
         )
         self.rank = self.accelerator.process_index
         self.world = self.accelerator.num_processes
+        self.fsdp = uses_fsdp(cfg.sharding, self.accelerator)  # FSDP2 (osprey.train.distributed), else DDP
         self.out = Path(cfg.output_dir)
 
     # -- set-up ------------------------------------------------------------------------------------
@@ -114,11 +123,13 @@ class Trainer:
         self.data_stats = DataStats()
         self.steps_per_epoch = len(self.dataset) // self.global_batch  # the tail joins later epochs' shuffles
         self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
+        if self.fsdp:  # before the optimizer: fully_shard swaps in sharded parameters
+            shard_model(self.model, self.accelerator.device)
         self.optimizer = build_optimizer(self.model, cfg)
         warmup = int(cfg.warmup_ratio * self.total_steps)
         self.scheduler = cosine_with_warmup(self.optimizer, self.total_steps, warmup, cfg.min_lr_ratio)
         self.ddp_model = self.model
-        if self.world > 1:  # DDP (or FSDP / DeepSpeed from the accelerate config) wraps model and optimizer
+        if self.world > 1 and not self.fsdp:  # DDP (or DeepSpeed from the accelerate config) wraps both
             self.ddp_model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         self.config_yaml = yaml.safe_dump({**cfg.to_dict(), "model_config": self.model.config.to_dict()},
                                           sort_keys=False)
@@ -166,7 +177,7 @@ class Trainer:
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
         for m, batch in enumerate(batches):
             last = m == len(batches) - 1
-            sync = contextlib.nullcontext() if last or self.world == 1 else self.ddp_model.no_sync()
+            sync = contextlib.nullcontext() if last or self.world == 1 else no_gradient_sync(self.ddp_model)
             with sync:
                 if counts[m]:
                     with autocast:
@@ -180,7 +191,7 @@ class Trainer:
             self.data_stats.merge(batch.stats)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         clip = math.inf if cfg.max_grad_norm is None else cfg.max_grad_norm  # inf: measured, not clipped
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, clip))
+        grad_norm = as_float(torch.nn.utils.clip_grad_norm_(trainable, clip))
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -215,7 +226,7 @@ class Trainer:
             if step % cfg.save_every == 0 or step == self.total_steps:
                 self.save_checkpoint(step)
         metrics.stop()
-        final_model = str(self.save_final()) if self.rank == 0 else ""
+        final_model = self.save_final()
         summary = metrics.summarise(data=self.data_stats.to_dict(), final_model=final_model)
         if self.rank == 0:
             self.log(summary.markdown())
@@ -230,7 +241,8 @@ class Trainer:
         if path is None:
             self.log(f"--resume: no checkpoint under {root}; starting from step 0")
             return 0
-        state = load_checkpoint(path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler)
+        state = load_checkpoint(path, model=self.model, optimizer=raw_optimizer(self.optimizer),
+                                scheduler=self.scheduler, rank=self.rank)
         step = int(state["step"])
         self.data_stats = DataStats()
         self.data_stats.merge_dict(state.get("data", {}))
@@ -239,18 +251,29 @@ class Trainer:
         return step
 
     def save_checkpoint(self, step: int) -> None:
-        """Every process waits here; rank 0 writes ``checkpoints/checkpoint-<step>``."""
+        """Every process gathers its part of the state (the state-dict API: the full tensors of a
+        sharded model); rank 0 writes ``checkpoints/checkpoint-<step>``."""
         self.accelerator.wait_for_everyone()
+        weights = gather_trainable(self.model)
+        optimizer_state = gather_optimizer(self.model, raw_optimizer(self.optimizer))
+        rng = gather_rng()
         if self.rank == 0:
             save_checkpoint(
-                self.out / "checkpoints", step, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
-                state={"data": self.data_stats.to_dict(), "stage": self.cfg.stage},
+                self.out / "checkpoints", step, weights=weights, optimizer_state=optimizer_state,
+                scheduler=self.scheduler, rng=rng, state={"data": self.data_stats.to_dict(), "stage": self.cfg.stage},
                 config_yaml=self.config_yaml, keep=self.cfg.keep_checkpoints,
             )
 
-    def save_final(self) -> Path:
-        """The trained model as a loadable folder (``final/``)."""
+    def save_final(self) -> str:
+        """The trained model as a loadable folder (``final/``); its path on rank 0, "" elsewhere.
+        A sharded model is gathered (every process) into an unsharded copy that rank 0 writes."""
         from osprey.model.weights import save_pretrained
+
+        model = self.model
+        if self.fsdp:
+            model = self._gathered_copy()
+        if self.rank != 0:
+            return ""
 
         llm_source = self.model.config.language_model.source
         llm_fully_trained = "language_model" in self.trains and self.cfg.lora is None
@@ -258,4 +281,18 @@ class Trainer:
         # (source "config"), or carrying adapters merged at load (fine-tuning an adapted model).
         merged_before = getattr(self.model, "language_model_modified", False)
         include_llm = llm_fully_trained or llm_source == "config" or merged_before
-        return save_pretrained(self.model, self.out / "final", include_language_model=include_llm)
+        return str(save_pretrained(model, self.out / "final", include_language_model=include_llm))
+
+    def _gathered_copy(self) -> OspreyModel | None:
+        """Rank 0: the model rebuilt unsharded (same stage set-up) holding the gathered full state;
+        other ranks: None. A collective: every process calls it."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if self.rank != 0:
+            return None
+        copy, _ = build_model(self.cfg)
+        apply_stage(copy, self.cfg, log=lambda *_: None)
+        copy.load_state_dict(full, strict=True)
+        copy.language_model_modified = getattr(self.model, "language_model_modified", False)
+        return copy
