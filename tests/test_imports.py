@@ -42,3 +42,22 @@ def test_front_door_exports_lazily() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "|True|True|module 'osprey' has no attribute 'no_such_name'"
+
+
+def test_known_library_noise_is_dropped_and_nothing_else() -> None:
+    import logging
+
+    import osprey  # noqa: F401  (installs the filters)
+
+    torchao, pytree = logging.getLogger("torchao"), logging.getLogger("torch.utils._pytree")
+
+    def kept(logger: logging.Logger, message: str) -> bool:
+        record = logger.makeRecord(logger.name, logging.WARNING, __file__, 0, message, (), None)
+        return all(f.filter(record) for f in logger.filters)
+
+    assert not kept(torchao, "Failed to load /x/torchao/_C_mxfp8.cpython-310-x86_64-linux-gnu.so: Could not load")
+    assert not kept(torchao, "Failed to load /x/torchao/_C_cutlass_90a.abi3.so: Could not load this library")
+    assert kept(torchao, "Failed to load /x/torchao/_C.abi3.so: Could not load")  # a needed extension: kept
+    assert kept(torchao, "some other torchao warning")
+    assert not kept(pytree, "<enum 'KernelPreference'> is an Enum subclass and is now natively supported by ...")
+    assert kept(pytree, "another pytree message")

@@ -18,6 +18,7 @@ PRIMITIVES = {"text", "config", "image", "masks", "overlay"}
 # installs the torchvision shim). Lowest layers first; an arrow never points up.
 ALLOWED: dict[str, set[str]] = {
     "_torchvision_compat": set(),
+    "_library_noise": set(),
     "text": set(),
     "config": {"text"},
     "image": {"config"},

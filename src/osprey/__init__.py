@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from osprey import _torchvision_compat  # noqa: F401  (side effect: torchvision op schemas)
+from osprey import _library_noise, _torchvision_compat  # noqa: F401  (side effect: torchvision op schemas)
+
+_library_noise.install()  # two known, harmless third-party log lines (see the module)
 
 if TYPE_CHECKING:
     from osprey.config import OspreyConfig
