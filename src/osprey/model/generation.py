@@ -35,7 +35,6 @@ OFFICIAL_TEMPERATURE = 0.2  # every official eval/demo script passes it (osprey-
 HF_DEFAULT_TEMPERATURE = 1.0
 HF_DEFAULT_TOP_P = 1.0
 HF_DEFAULT_TOP_K = 50
-OFFICIAL_TOP_P = HF_DEFAULT_TOP_P  # (kept name) without a generation_config.json
 # Packed prompts longer than this are prefilled in chunks of this many tokens, so a cancellation
 # (a server deadline) is seen between chunks rather than after one long pass. Osprey-7B prompts
 # (1,024 image tokens and the text) and every bundled-model prompt fit in one chunk, so their
@@ -51,7 +50,7 @@ class DecodingOptions:
     max_new_tokens: int = 128
     do_sample: bool = False
     temperature: float = OFFICIAL_TEMPERATURE  # used only when do_sample
-    top_p: float = OFFICIAL_TOP_P  # used only when do_sample
+    top_p: float = HF_DEFAULT_TOP_P  # used only when do_sample
     top_k: int | None = None  # used only when do_sample; None or 0: no top-k cut
     seed: int | None = None  # sampling seed; None means 0, so sampling is reproducible by default
     stop_at_eos: bool = True
