@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from osprey.flags import add_decoding_flags, add_model_flags
-from osprey.inference.demo import OURS, DemoStyle, demo_style
+from osprey.inference.demo import DEMO_STYLES, OURS, DemoStyle, demo_style
 
 if TYPE_CHECKING:  # (imported when a command runs: registering the commands loads no torch)
     import numpy as np
@@ -59,6 +59,12 @@ def _add_region_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--everything", action="store_true",
                    help="segment everything and use every segment as a region (largest first)")
     p.add_argument("--max-regions", type=int, default=32)
+    p.add_argument("--demo-style", choices=DEMO_STYLES, default="auto",
+                   help="official: the official demo's prompt (<image>\\n\\n...), answer post-processing, "
+                   "images taller than 512 px downscaled with their masks, one SAM mask per click; ours: the "
+                   "trained prompt, answers as decoded, full resolution, SAM's best of 3; auto (default): "
+                   "official for an official checkpoint folder, else ours (the API's demo_style, the web "
+                   "demo's selector)")
 
 
 def _numbers(text: str, count: int, flag: str, shape: str) -> list[float]:
@@ -94,8 +100,8 @@ class Loaded:
     """What describe and chat work on: the image, its region masks, the model and the provider."""
 
     image_path: Path
-    image: Image.Image
-    masks: np.ndarray  # (R, H, W) bool
+    image: Image.Image  # as given (the overlay and answers.json are in its pixels)
+    masks: np.ndarray  # (R, H, W) bool, at the image's size
     predictor: RegionPredictor
     provider: MaskProvider
     random_init: bool
@@ -105,12 +111,15 @@ class Loaded:
     def dtype(self) -> str:
         return str(self.predictor.dtype).removeprefix("torch.")
 
+    def inputs(self) -> tuple[Image.Image, np.ndarray]:
+        """The image and masks as the model gets them (the style may downscale both)."""
+        return self.style.inputs(self.image, self.masks)
+
 
 def _load(args: argparse.Namespace) -> Loaded:
     """The image and masks the flags name (default: the bundled example and its masks), the model
     and the mask provider; every failure is a one-line exit naming what is wrong."""
     import numpy as np
-    from PIL import Image
 
     from osprey.image import load_image
     from osprey.inference.predictor import RANDOM_WEIGHTS_NOTE, RegionPredictor
@@ -135,11 +144,9 @@ def _load(args: argparse.Namespace) -> Loaded:
         device = resolve_device(args.device)
         model, tokenizer, random_init = load_model(spec, device=device, dtype=args.dtype, quantize=args.quantize)
         provider = build_provider(args.sam, args.sam_type, device=str(device))  # no --sam: GrabCut
-        style = demo_style(model, getattr(args, "demo_style", "ours"))
-        if hasattr(provider, "multimask_click"):
+        style = demo_style(model, args.demo_style)
+        if hasattr(provider, "multimask_click"):  # the style's one-click rule, for this whole command
             provider.multimask_click = style.multimask_click
-        if not (args.mask or rle):  # masks from clicks/boxes/everything: the demo's downscale applies
-            image = Image.fromarray(style.image(np.asarray(image.convert("RGB"))))
     except ProviderError as err:
         raise SystemExit(f"mask provider: {err}") from None
     except ValueError as err:
@@ -179,11 +186,6 @@ def _add_describe(sub: argparse._SubParsersAction) -> None:
     _add_region_flags(p)
     p.add_argument("--detailed", action="store_true", help="detailed instead of short descriptions")
     p.add_argument("--category", action="store_true", help="ask for the category (one word or phrase)")
-    p.add_argument("--demo-style", choices=("auto", "official", "ours"), default="auto",
-                   help="official: the official demo's prompt (<image>\\n\\n...), answer post-processing, "
-                   "images taller than 512 px downscaled, one SAM mask per click; ours: the trained prompt, "
-                   "answers as decoded, full resolution, SAM's best of 3; auto (default): official for an "
-                   "official checkpoint folder, else ours")
     p.add_argument("--question", default=None, help="custom question naming the region <region1>")
     add_model_flags(p)
     add_provider_flags(p)
@@ -204,9 +206,10 @@ def _run_describe(args: argparse.Namespace) -> int:
         _checked(args.question, 1)
     run = _load(args)
     options = options_from_flags(args, generation_defaults(run.predictor.model))
+    image, masks = run.inputs()
     try:
         answers = [run.style.answer(a) for a in
-                   run.predictor.describe(run.image, run.masks, question, options, prefix=run.style.prefix)]
+                   run.predictor.describe(image, masks, question, options, prefix=run.style.prefix)]
     except ValueError as err:
         raise SystemExit(f"describe: {err}") from None
     args.out.mkdir(parents=True, exist_ok=True)
@@ -237,14 +240,19 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_chat(args: argparse.Namespace) -> int:
+    from osprey.inference.batch import Query
     from osprey.inference.predictor import check_question
     from osprey.model.generation import options_from_flags
     from osprey.model.loading import generation_defaults
+    from osprey.text.conversation import Turn
 
     run = _load(args)
     options = options_from_flags(args, generation_defaults(run.predictor.model))
-    session = run.predictor.chat(run.predictor.encode(run.image), run.masks, options=options)
+    image, masks = run.inputs()
+    encoded, history = run.predictor.encode(image), []
     count = len(run.masks)
+    # post-processing needs the whole answer: the official style prints it at the end, ours streams
+    stream = None if run.style.postprocess else (lambda _index, piece: print(piece, end="", flush=True))
     interactive = sys.stdin.isatty()
     print(f"{count} region(s): <region1>..<region{count}>. /regions lists them, /reset forgets the chat, "
           "/quit leaves.")
@@ -260,7 +268,7 @@ def _run_chat(args: argparse.Namespace) -> int:
         if text in ("/quit", "/exit"):
             break
         if text == "/reset":
-            session.reset()
+            history.clear()
             print("(history cleared)")
             continue
         if text == "/regions":
@@ -270,9 +278,11 @@ def _run_chat(args: argparse.Namespace) -> int:
             continue
         try:
             check_question(text, count)
-            session.send(text, on_token=lambda piece: print(piece, end="", flush=True))
+            query = Query(text, tuple(range(count)), tuple(history), prefix=run.style.prefix)
+            answer = run.style.answer(run.predictor.ask(encoded, masks, [query], options, on_token=stream)[0])
         except ValueError as err:
             print(f"error: {err}")
             continue
-        print()
+        print(answer if stream is None else "")
+        history += [Turn("user", text), Turn("assistant", answer or " ")]  # (an empty turn would read as open)
     return 0

@@ -11,16 +11,27 @@
 Ours (the default for models trained here, and an option for any model): the trained prefix, the
 answer as decoded (nothing cut), the image at full resolution (finer masks), SAM's best of three
 masks for one click. :func:`demo_style` picks; docs/fidelity.md lists what each changes.
+
+The same style works the same in ``osprey describe``, ``osprey chat``, the API's ``demo_style``
+field and the web demo's selector: regions are made at the image's own size (SAM or GrabCut for
+clicks and boxes), then :meth:`DemoStyle.inputs` downscales the image and its masks together for
+the model, the prefix goes on the first user turn, :meth:`DemoStyle.answer` post-processes every
+answer (a stream is sent whole, as one piece, when it does), :func:`clicks` sets SAM's click rule.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from osprey.text.prompts import DEMO_OVERVIEW, OVERVIEW
 
+DEMO_STYLES = ("auto", "official", "ours")  # what --demo-style and the API's demo_style accept
 DEMO_MAX_HEIGHT = 512
 STOP = "</s>"
 
@@ -63,10 +74,31 @@ class DemoStyle:
     multimask_click: bool  # SAM: best of three masks for one click (False: one mask, as the official)
 
     def answer(self, text: str) -> str:
-        return official_demo_answer(text) if self.postprocess else text
+        """The answer as shown; an ``inference.predictor.Answer`` keeps its usage and finish reason
+        (duck-typed: importing the predictor would load torch when the CLI registers its commands)."""
+        if not self.postprocess:
+            return text
+        out = official_demo_answer(text)
+        if hasattr(text, "finish_reason"):
+            return type(text)(out, prompt_tokens=text.prompt_tokens, completion_tokens=text.completion_tokens,
+                              finish_reason=text.finish_reason)
+        return out
 
     def image(self, rgb: np.ndarray) -> np.ndarray:
         return rgb if self.max_height is None else downscale_for_demo(rgb, self.max_height)
+
+    def inputs(self, image: Image.Image, masks: np.ndarray) -> tuple[Image.Image, np.ndarray]:
+        """The image and its ``(R, H, W)`` masks as the model gets them: downscaled together (the
+        masks nearest-neighbour, to the image's new size) when the style downscales; else as given."""
+        from osprey.masks import resize_mask  # (torch: only when a command runs)
+
+        rgb = np.asarray(image.convert("RGB"))
+        small = self.image(rgb)
+        if small is rgb:
+            return image, masks
+        size = small.shape[:2]  # (h, w)
+        resized = [resize_mask(np.asarray(m), size) for m in masks]
+        return Image.fromarray(small), np.stack(resized) if resized else np.zeros((0, *size), dtype=bool)
 
 
 OFFICIAL = DemoStyle("official", DEMO_OVERVIEW, True, DEMO_MAX_HEIGHT, False)
@@ -81,5 +113,20 @@ def demo_style(model, choice: str = "auto") -> DemoStyle:
     if choice == "ours":
         return OURS
     if choice != "auto":
-        raise ValueError(f"demo style {choice!r}; expected auto, official or ours")
+        raise ValueError(f"demo style {str(choice)[:40]!r}; expected one of {', '.join(DEMO_STYLES)}")
     return OFFICIAL if getattr(model, "official_checkpoint", False) else OURS
+
+
+@contextmanager
+def clicks(provider: Any, style: DemoStyle) -> Iterator[Any]:
+    """``provider`` with the style's one-click rule (SAM's ``multimask_click``) while the block runs;
+    providers without the rule (GrabCut) are unchanged."""
+    if not hasattr(provider, "multimask_click"):
+        yield provider
+        return
+    before = provider.multimask_click
+    provider.multimask_click = style.multimask_click
+    try:
+        yield provider
+    finally:
+        provider.multimask_click = before

@@ -35,12 +35,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from osprey.inference.demo import DemoStyle, clicks
 from osprey.inference.providers import ProviderError
 from osprey.inference.regions import RegionError
 from osprey.masks import pick
 from osprey.model.loading import generation_defaults
 from osprey.serve import responses
 from osprey.serve.decoding import decode_regions, upscale
+from osprey.serve.demo_style import style_for
 from osprey.serve.http import BadRequest, BodyLimit, install_error_handlers, read_json, read_json_or_form
 from osprey.serve.payloads import (
     ChatRequest,
@@ -103,15 +105,18 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
         """One answer per region: the official short / detailed / category prompt or a custom question."""
         start = time.perf_counter()
         req = await run_in_threadpool(parse_describe, await read_json_or_form(request), settings)
-        masks, answers = await jobs.run(lambda token: _describe(service, settings, req, token))
-        return responses.describe_response(service, req, masks, answers, time.perf_counter() - start)
+        style = style_for(service, req.demo_style)
+        masks, answers = await jobs.run(lambda token: _describe(service, settings, req, style, token))
+        return {**responses.describe_response(service, req, masks, answers, time.perf_counter() - start),
+                "demo_style": style.name}
 
     @app.post("/v1/segment", tags=["regions"], dependencies=guarded, openapi_extra=request_schema(SegmentRequest))
     async def segment(request: Request):
         """Masks from a click, a box or "segment everything" (SAM when configured, else GrabCut)."""
         req = await run_in_threadpool(parse_segment, await read_json_or_form(request), settings)
-        records, picked = await jobs.run(lambda token: _segment(service, settings, req, token))
-        return responses.segment_response(service, req, records, picked)
+        style = style_for(service, req.demo_style)
+        records, picked = await jobs.run(lambda token: _segment(service, settings, req, style, token))
+        return {**responses.segment_response(service, req, records, picked), "demo_style": style.name}
 
     # -- chat completions ----------------------------------------------------------------------
     @app.post("/v1/chat/completions", tags=["openai"], dependencies=guarded,
@@ -119,11 +124,12 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
     async def chat_completions(request: Request):
         """OpenAI-compatible chat about an image's regions; ``stream: true`` answers with SSE chunks."""
         req = await run_in_threadpool(parse_chat, await read_json(request), settings, model_names, sampling)
-        completion = responses.Completion(service.model_name)
+        completion, style = responses.Completion(service.model_name), style_for(service, req.demo_style)
         if req.stream:
-            return await _stream(jobs, completion, lambda token: _chat_pieces(service, settings, req, token))
-        answer = await jobs.run(lambda token: _chat(service, settings, req, token))
-        return completion.response(answer, {**responses.meta(service), "regions": len(req.regions)})
+            return await _stream(jobs, completion, lambda token: _chat_pieces(service, settings, req, style, token))
+        answer = await jobs.run(lambda token: _chat(service, settings, req, style, token))
+        return completion.response(answer, {**responses.meta(service), "regions": len(req.regions),
+                                            "demo_style": style.name})
 
     # -- bundled examples and the demo page ----------------------------------------------------
     examples = {p.stem: p for p in sorted(EXAMPLES.glob("*.png"))}
@@ -213,19 +219,31 @@ class _Jobs:
             raise BadRequest(str(err)) from None
 
 
-def _describe(service: RegionService, settings: ServeSettings, req: DescribeRequest, token: CancelToken):
-    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check,
-                           settings.provider_pixels)
+def _regions(service: RegionService, settings: ServeSettings, req: DescribeRequest | ChatRequest,
+             style: DemoStyle, token: CancelToken) -> tuple[np.ndarray, Image.Image, np.ndarray]:
+    """(masks at the image's size, and the image and masks as the model gets them under ``style``)."""
+    with clicks(service.provider, style):
+        masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check,
+                               settings.provider_pixels)
     token.check()
-    return masks, service.describe(req.image, masks, req.question, req.options, lambda: token.cancelled)
+    return (masks, *style.inputs(req.image, masks))
 
 
-def _segment(service: RegionService, settings: ServeSettings, req: SegmentRequest, token: CancelToken):
+def _describe(service: RegionService, settings: ServeSettings, req: DescribeRequest, style: DemoStyle,
+              token: CancelToken):
+    masks, image, inputs = _regions(service, settings, req, style, token)
+    answers = service.describe(image, inputs, req.question, req.options, lambda: token.cancelled, prefix=style.prefix)
+    return masks, [style.answer(a) for a in answers]
+
+
+def _segment(service: RegionService, settings: ServeSettings, req: SegmentRequest, style: DemoStyle,
+             token: CancelToken):
     """(mask records at the image's size, picked index); masks are scaled up and encoded one at a time."""
     try:
-        masks, scale = service.segment(req.image, points=req.points, labels=req.labels, box=req.box,
-                                       everything=req.everything, provider_pixels=settings.provider_pixels,
-                                       keep=max(settings.max_regions, 64))
+        with clicks(service.provider, style):
+            masks, scale = service.segment(req.image, points=req.points, labels=req.labels, box=req.box,
+                                           everything=req.everything, provider_pixels=settings.provider_pixels,
+                                           keep=max(settings.max_regions, 64))
     except (TypeError, ValueError) as err:
         raise BadRequest(f"bad prompt: {err}") from None
     masks = [m for m in masks if np.asarray(m).any()]
@@ -238,18 +256,20 @@ def _segment(service: RegionService, settings: ServeSettings, req: SegmentReques
     return records, picked
 
 
-def _chat(service: RegionService, settings: ServeSettings, req: ChatRequest, token: CancelToken):
-    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check,
-                           settings.provider_pixels)
-    token.check()
-    return service.answer(req.image, masks, req.history, req.question, req.options, lambda: token.cancelled)
+def _chat(service: RegionService, settings: ServeSettings, req: ChatRequest, style: DemoStyle, token: CancelToken):
+    _, image, masks = _regions(service, settings, req, style, token)
+    return style.answer(service.answer(image, masks, req.history, req.question, req.options, lambda: token.cancelled,
+                                       prefix=style.prefix))
 
 
-def _chat_pieces(service: RegionService, settings: ServeSettings, req: ChatRequest, token: CancelToken):
-    masks = decode_regions(req.regions, req.image, service.provider, settings.max_regions, token.check,
-                           settings.provider_pixels)
-    token.check()
-    for piece in service.stream(req.image, masks, req.history, req.question, req.options, lambda: token.cancelled):
+def _chat_pieces(service: RegionService, settings: ServeSettings, req: ChatRequest, style: DemoStyle,
+                 token: CancelToken):
+    _, image, masks = _regions(service, settings, req, style, token)
+    pieces = service.stream(image, masks, req.history, req.question, req.options, lambda: token.cancelled,
+                            prefix=style.prefix)
+    if style.postprocess:  # post-processing needs the whole answer: it goes out as one piece
+        pieces = iter([style.answer("".join(pieces))])
+    for piece in pieces:
         token.check()
         yield piece
     token.check()  # cut short by the deadline (between prefill chunks or steps): an SSE 504, not a "stop"

@@ -23,6 +23,7 @@ from osprey import masks as mask_io
 from osprey.inference.predictor import QUESTIONS, RESERVED, check_question, question_text
 from osprey.model.generation import DecodingOptions, sampling_values
 from osprey.serve.decoding import MAX_POINTS, check_specs, decode_image
+from osprey.serve.demo_style import DEMO_STYLE, demo_style_field
 from osprey.serve.http import BadRequest
 from osprey.serve.settings import ServeSettings
 from osprey.text.conversation import Turn
@@ -194,6 +195,7 @@ class DescribeRequest:
     mode: str | None = field(metadata=wire(mode={**STRING, "enum": list(QUESTIONS), "default": "short"}))  # None: custom
     question: str = field(metadata=wire(question={**STRING, "description": "custom question naming <region1>"}))
     options: DecodingOptions = field(metadata=wire(max_new_tokens=INTEGER))
+    demo_style: str = field(default="auto", metadata=wire(demo_style=DEMO_STYLE))
 
 
 def parse_describe(body: Mapping, settings: ServeSettings) -> DescribeRequest:
@@ -210,11 +212,13 @@ def parse_describe(body: Mapping, settings: ServeSettings) -> DescribeRequest:
     except ValueError as err:
         raise BadRequest(str(err), param="question") from None
     options = decoding_options(settings, body.get("max_new_tokens"), tokens_key="max_new_tokens")
+    style = demo_style_field(body)
     image = _image(body, settings, "base64 image bytes, a data: URL or a multipart file")
     if not body.get("regions"):
         raise BadRequest("no regions; expected a non-empty 'regions' list", param="regions")
     regions = check_region_list(body["regions"], settings.max_regions, image, settings)
-    return DescribeRequest(image=image, regions=regions, mode=mode, question=prompt, options=options)
+    return DescribeRequest(image=image, regions=regions, mode=mode, question=prompt, options=options,
+                           demo_style=style)
 
 
 # ------------------------------------------------------------------------------------------ segment
@@ -231,10 +235,11 @@ class SegmentRequest:
     box: list | None = field(metadata=wire(box={"type": "array", "items": NUMBER, "minItems": 4, "maxItems": 4}))
     everything: bool = field(metadata=wire(everything={**BOOLEAN, "default": False}))
     pick: tuple[float, float] | None = field(metadata=wire(pick=POINT))
+    demo_style: str = field(default="auto", metadata=wire(demo_style=DEMO_STYLE))  # the click rule
 
 
 def parse_segment(body: Mapping, settings: ServeSettings) -> SegmentRequest:
-    everything = flag(body, "everything")
+    everything, style = flag(body, "everything"), demo_style_field(body)
     prompts = [k for k in ("point", "points", "box") if body.get(k) is not None] + (["everything"] if everything else [])
     if len(prompts) != 1:
         raise BadRequest(f"prompts {prompts}; expected exactly one of point, points, box, everything",
@@ -258,7 +263,8 @@ def parse_segment(body: Mapping, settings: ServeSettings) -> SegmentRequest:
             mask_io.box_pixels(box, image.height, image.width)
     except mask_io.MaskError as err:
         raise BadRequest(f"{prompts[0]}: {err}", param=prompts[0]) from None
-    return SegmentRequest(image=image, points=points, labels=labels, box=box, everything=everything, pick=pick)
+    return SegmentRequest(image=image, points=points, labels=labels, box=box, everything=everything, pick=pick,
+                          demo_style=style)
 
 
 # --------------------------------------------------------------------------------- chat completions
@@ -281,6 +287,7 @@ class ChatRequest:
                                                    n={**INTEGER, "default": 1}))
     stream: bool = field(metadata=wire(stream={**BOOLEAN, "default": False}))
     model: str | None = field(metadata=wire(model={**STRING, "description": "the served model (see /v1/models)"}))
+    demo_style: str = field(default="auto", metadata=wire(demo_style=DEMO_STYLE))
 
 
 def parse_chat(body: Mapping, settings: ServeSettings, models: Collection[str] = (),
@@ -294,7 +301,7 @@ def parse_chat(body: Mapping, settings: ServeSettings, models: Collection[str] =
                          "(see /v1/models)", status=404, param="model", code="model_not_found")
     if body.get("n") is not None and (not _is_int(body["n"]) or body["n"] != 1):
         raise BadRequest(f"n={_short(body['n'])}; this server returns exactly one choice (n=1)", param="n")
-    stream = flag(body, "stream")
+    stream, style = flag(body, "stream"), demo_style_field(body)
     key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     options = decoding_options(settings, body.get(key), body.get("temperature"), body.get("top_p"),
                                body.get("seed"), tokens_key=key, generation_config=generation_config)
@@ -312,7 +319,7 @@ def parse_chat(body: Mapping, settings: ServeSettings, models: Collection[str] =
     if not question.strip():
         raise BadRequest("the last user message has no text; expected a question", param="messages")
     return ChatRequest(image=image, regions=regions, history=history, question=question, options=options,
-                       stream=stream, model=model)
+                       stream=stream, model=model, demo_style=style)
 
 
 def _conversation(body: Mapping, max_messages: int) -> tuple[Any, list[Any], list[Turn]]:

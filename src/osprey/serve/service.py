@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from osprey.inference.batch import EncodedImage, Query
+from osprey.inference.batch import BEGIN, EncodedImage, Query
 from osprey.inference.predictor import RANDOM_WEIGHTS_NOTE, Answer, RegionPredictor, question_text
 from osprey.inference.providers import MaskProvider, build_provider
 from osprey.model.generation import DecodingOptions
@@ -65,25 +65,28 @@ class RegionService:
 
     # -- questions -----------------------------------------------------------------------------
     def describe(self, image: Image.Image, masks: np.ndarray, question: str, options: DecodingOptions,
-                 cancelled: Callable[[], bool]) -> list[Answer]:
-        """One answer per mask; ``question`` is a mode (short/detailed/category) or text with <region1>."""
+                 cancelled: Callable[[], bool], *, prefix: str = BEGIN) -> list[Answer]:
+        """One answer per mask; ``question`` is a mode (short/detailed/category) or text with <region1>;
+        ``prefix`` the first-turn prefix (the demo style's, :mod:`osprey.inference.demo`)."""
         if len(masks):
-            one = self.predictor.prompt_length(Query(question_text(question), (0,)), masks[:1])
+            one = self.predictor.prompt_length(Query(question_text(question), (0,), prefix=prefix), masks[:1])
             tail = len(self.predictor.tokenizer.encode(question_text(question))) + 16
             self._check_prompt(one + (len(masks) - 1) * tail, f"{len(masks)} regions with this question")
-        answers = self.predictor.describe(self.encode(image), masks, question, options, cancel=cancelled)
+        answers = self.predictor.describe(self.encode(image), masks, question, options, cancel=cancelled,
+                                          prefix=prefix)
         return _finished(answers)
 
     def answer(self, image: Image.Image, masks: np.ndarray, history: Sequence[Turn], question: str,
-               options: DecodingOptions, cancelled: Callable[[], bool]) -> Answer:
+               options: DecodingOptions, cancelled: Callable[[], bool], *, prefix: str = BEGIN) -> Answer:
         """The next assistant turn; ``<regionK>`` is the K-th of all ``masks``. It carries its usage."""
-        query = self._chat_query(history, question, len(masks))
+        query = self._chat_query(history, question, len(masks), prefix)
         self._check_prompt(self.predictor.prompt_length(query, masks), "the conversation")
         return _finished(self.predictor.ask(self.encode(image), masks, [query], options, cancel=cancelled))[0]
 
     def stream(self, image: Image.Image, masks: np.ndarray, history: Sequence[Turn], question: str,
-               options: DecodingOptions, cancelled: Callable[[], bool] | None = None) -> Iterator[str]:
-        query = self._chat_query(history, question, len(masks))
+               options: DecodingOptions, cancelled: Callable[[], bool] | None = None, *,
+               prefix: str = BEGIN) -> Iterator[str]:
+        query = self._chat_query(history, question, len(masks), prefix)
         self._check_prompt(self.predictor.prompt_length(query, masks), "the conversation")
         for _index, piece in self.predictor.stream(self.encode(image), masks, [query], options, cancel=cancelled):
             yield piece
@@ -95,8 +98,8 @@ class RegionService:
                              code="prompt_too_long")
 
     @staticmethod
-    def _chat_query(history: Sequence[Turn], question: str, regions: int) -> Query:
-        return Query(question, tuple(range(regions)), tuple(history))
+    def _chat_query(history: Sequence[Turn], question: str, regions: int, prefix: str = BEGIN) -> Query:
+        return Query(question, tuple(range(regions)), tuple(history), prefix=prefix)
 
     # -- masks ---------------------------------------------------------------------------------
     def segment(self, image: Image.Image, *, points: list | None = None, labels: list | None = None,

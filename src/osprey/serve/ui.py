@@ -33,6 +33,8 @@ canvas{border:1px solid #999;cursor:crosshair;max-width:640px}
 <div class="row">
  <label>Example <select id="example" data-testid="example"><option value="">(choose)</option></select></label>
  <label>or upload <input type="file" id="upload" data-testid="upload" accept="image/*"></label>
+ <label title="official: the official demo's prompt, post-processing, height 512, one SAM mask per click">Style
+  <select id="demostyle" data-testid="demo-style"><option>auto</option><option>official</option><option>ours</option></select></label>
  <label id="tokenbox" __TOKEN_HIDDEN__>Token <input type="password" id="token" data-testid="token"></label>
 </div>
 <div class="row" style="margin:.5rem 0">
@@ -64,8 +66,9 @@ const $=id=>document.getElementById(id);
 const canvas=$("canvas"),ctx=canvas.getContext("2d");
 function status(msg,err){$("status").textContent=msg;$("status").className=err?"err":"";}
 function headers(){const h={"Content-Type":"application/json"};const t=$("token").value;if(t)h.Authorization="Bearer "+t;return h;}
+function demoStyle(){return $("demostyle").value;}  // sent as demo_style with every request (auto: the server's rule)
 async function post(path,body){
-  const r=await fetch(path,{method:"POST",headers:headers(),body:JSON.stringify(body)});
+  const r=await fetch(path,{method:"POST",headers:headers(),body:JSON.stringify({...body,demo_style:demoStyle()})});
   const j=await r.json().catch(()=>({error:{message:"HTTP "+r.status}}));
   if(!r.ok)throw new Error(j.error?j.error.message:("HTTP "+r.status));return j;}
 function decodeRle(rle){ // COCO compressed RLE (column-major) -> Uint8Array(h*w) row-major
@@ -131,7 +134,7 @@ $("chatform").onsubmit=async e=>{
     {type:"text",text:t.text}]}:{role:t.role,content:t.text});
   const log=$("chatlog");log.textContent+="you: "+q+"\nosprey: ";status("answering…");
   try{const r=await fetch("/v1/chat/completions",{method:"POST",headers:headers(),body:JSON.stringify({messages,
-      regions:state.regions.map(m=>m.rle),stream:true})});  // length: the server's default (1024, capped by --max-new-tokens)
+      regions:state.regions.map(m=>m.rle),stream:true,demo_style:demoStyle()})});  // length: the server's default (1024, capped by --max-new-tokens)
     if(!r.ok){const j=await r.json();throw new Error(j.error.message);}
     const reader=r.body.getReader(),dec=new TextDecoder();let buf="",answer="";
     for(;;){const {value,done}=await reader.read();if(done)break;buf+=dec.decode(value,{stream:true});
