@@ -23,11 +23,11 @@ class GatedService(RegionService):
         self.gate = threading.Event()
         self.started = threading.Semaphore(0)
 
-    def describe(self, image, masks, question, options, cancel):
+    def describe(self, image, masks, question, options, cancel, **style):  # style: the demo style's prefix
         self.started.release()
         while not self.gate.wait(0.01):
             cancel()  # the deadline check a real generation makes once per token
-        return super().describe(image, masks, question, options, cancel)
+        return super().describe(image, masks, question, options, cancel, **style)
 
 
 def _describe(url: str, picture, **extra) -> httpx.Response:
