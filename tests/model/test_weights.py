@@ -164,8 +164,11 @@ def test_convert_cli_and_open_clip_tower_weights(official_folder, tmp_path: Path
     torch.save(clip, tmp_path / "open_clip_pytorch_model.bin")
     with pytest.raises(CheckpointError, match="missing"):
         load_official(stripped)
+    # Vicuna's sampling values, as HF save_pretrained leaves them in the released folders
+    (stripped / "generation_config.json").write_text('{"temperature": 0.9, "top_p": 0.6, "max_length": 4096}')
     out = tmp_path / "converted"
     assert main(["convert", str(stripped), str(out), "--clip-weights", str(tmp_path / "open_clip_pytorch_model.bin")]) == 0
     converted = from_pretrained(out)
+    assert converted.generation_defaults == {"temperature": 0.9, "top_p": 0.6}  # carried over by convert
     for key, value in model.state_dict().items():
         assert torch.equal(converted.state_dict()[key], value), key

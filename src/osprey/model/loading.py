@@ -3,7 +3,6 @@ training, evaluation, inference and serving share."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +15,7 @@ from osprey.model.cpu_layout import use_column_major_linears
 from osprey.model.language_model import tokenizer_for
 from osprey.model.osprey import OspreyModel, build_model
 from osprey.model.quantize import check_quantize, quantize_model
-from osprey.model.weights import from_pretrained, is_official_folder
+from osprey.model.weights import from_pretrained, is_official_folder, read_generation_config  # noqa: F401 (re-exported)
 from osprey.text.tokenizer import TextTokenizer
 
 log = logging.getLogger(__name__)
@@ -120,7 +119,6 @@ def load_model(spec: str | Path, *, dtype: str | torch.dtype | None = None, seed
         model = _for_inference(build_model(config).to(device), for_inference)
         return _quantized(_precision(model, dtype, for_inference), quantize), tokenizer_for(config.language_model), True
     model = _for_inference(from_pretrained(spec, dtype=dtype, merge_adapters=merge_adapters).to(device), for_inference)
-    model.generation_defaults = read_generation_config(spec)
     model.official_checkpoint = is_official_folder(Path(spec))  # (inference.demo: the official demo's prompt)
     tokenizer = tokenizer_for(model.config.language_model, folder=spec)
     return _quantized(_precision(model, dtype, for_inference), quantize), tokenizer, False
@@ -130,26 +128,9 @@ def _quantized(model: OspreyModel, quantize: str | None) -> OspreyModel:
     return quantize_model(model, quantize) if quantize else model
 
 
-GENERATION_CONFIG = "generation_config.json"
-SAMPLING_KEYS = ("temperature", "top_p", "top_k")
-
-
-def read_generation_config(folder: str | Path) -> dict[str, Any]:
-    """The sampling values (temperature, top_p, top_k) of a checkpoint folder's
-    ``generation_config.json`` (HF ``save_pretrained`` copies Vicuna's there; the official
-    ``generate()`` inherits them); {} when the folder has none. Read by ``--sample``."""
-    path = Path(folder) / GENERATION_CONFIG
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not JSON ({err})") from None
-    return {k: data[k] for k in SAMPLING_KEYS if data.get(k) is not None}
-
-
 def generation_defaults(model: OspreyModel) -> dict[str, Any]:
-    """What :func:`read_generation_config` found for ``model`` ({} for presets)."""
+    """What :func:`read_generation_config` found in ``model``'s folder ({} for presets), set by
+    :func:`osprey.model.weights.from_pretrained`."""
     return dict(getattr(model, "generation_defaults", {}) or {})
 
 

@@ -29,6 +29,7 @@ from osprey.config import (
     ProjectorConfig,
     VisionConfig,
 )
+from osprey.model.generation import OFFICIAL_TEMPERATURE, sampling_values
 from osprey.model.language_model import build_language_model, tokenizer_for
 from osprey.model.osprey import OspreyModel
 from osprey.text.tokenizer import save_tokenizer
@@ -40,6 +41,9 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # peft LoRA adapters of the LLM (with adapter_config.json)
 INDEX_NAME = "model.safetensors.index.json"
+GENERATION_CONFIG = "generation_config.json"
+SAMPLING_KEYS = ("temperature", "top_p", "top_k")
+DEFAULT_NEW_TOKENS = 1024  # describe, chat, serve and the evals: the official 1024
 
 # (our prefix, official prefix); the first match wins, so longer official prefixes come first.
 OFFICIAL_PREFIXES: tuple[tuple[str, str], ...] = (
@@ -272,6 +276,7 @@ def load_official(folder: str | Path, *, dtype: torch.dtype | None = None, clip_
     model = build_empty(config)
     assign_state_dict(model, state, dtype)
     model.freeze_vision()
+    model.generation_defaults = read_generation_config(folder)  # (save_pretrained writes them again)
     return model
 
 
@@ -312,12 +317,52 @@ def save_pretrained(model, folder: str | Path, *, include_language_model: bool =
     if tied:
         payload[TIED_KEY] = tied
     (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2, sort_keys=True))
+    (tmp / GENERATION_CONFIG).write_text(json.dumps(generation_config(model), indent=2, sort_keys=True))
     _write_shards(state, tmp, max_shard_bytes)
     if folder.exists():
 
         shutil.rmtree(folder)
     os.replace(tmp, folder)
     return folder
+
+
+# -- generation_config.json ---------------------------------------------------------------------
+def read_generation_config(folder: str | Path) -> dict[str, Any]:
+    """The sampling values (temperature, top_p, top_k) of a checkpoint folder's
+    ``generation_config.json`` (HF ``save_pretrained`` copies Vicuna's there; the official
+    ``generate()`` inherits them; :func:`save_pretrained` writes ours); {} when the folder has none.
+    Read by ``--sample`` (:func:`osprey.model.generation.sampling_values`)."""
+    path = Path(folder) / GENERATION_CONFIG
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a JSON {type(data).__name__}; expected an object")
+    return {k: data[k] for k in SAMPLING_KEYS if data.get(k) is not None}
+
+
+def generation_config(model) -> dict[str, Any]:
+    """What :func:`save_pretrained` writes as ``generation_config.json``.
+
+    Sampling values: those ``model`` was loaded with (``model.generation_defaults``, e.g. Vicuna's
+    temperature 0.9 / top_p 0.6 from an official folder's file), as they were; a model loaded
+    without any (a preset) gets the values our ``--sample`` uses for it (temperature 0.2, the
+    official scripts'; transformers' top_p 1.0 and top_k 50). :func:`read_generation_config` reads
+    them back unchanged, so sampling after save and load is what it was before. Also
+    ``do_sample: false`` and ``max_new_tokens: 1024`` (our greedy default and the official length)
+    and the LLM's special token ids, as in a transformers file.
+    """
+    loaded = {k: v for k, v in dict(getattr(model, "generation_defaults", {}) or {}).items() if k in SAMPLING_KEYS}
+    values = loaded or sampling_values({}, temperature=OFFICIAL_TEMPERATURE)
+    out: dict[str, Any] = {"do_sample": False, "max_new_tokens": DEFAULT_NEW_TOKENS, **values}
+    llm = getattr(getattr(model, "language_model", None), "config", None)
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        if getattr(llm, key, None) is not None:
+            out[key] = getattr(llm, key)
+    return out
 
 
 TIED_KEY = "tied_weights"  # config.json: {alias key: stored key} for tensors saved once
@@ -388,6 +433,7 @@ def load_ours(folder: str | Path, *, dtype: torch.dtype | None = None, merge_ada
     model = build_empty(config, keep_language_model=not includes_llm)
     assign_state_dict(model, state, dtype, allow_missing_prefix=None if includes_llm else "language_model.")
     model.source_folder = folder  # (a tokenizer saved beside the weights is found from here)
+    model.generation_defaults = read_generation_config(folder)  # (save_pretrained writes them again)
     if tied and hasattr(model.language_model, "tie_weights"):
         model.language_model.tie_weights()  # one Parameter again, as the LLM was built
     if (folder / ADAPTER_WEIGHTS).exists():
