@@ -79,7 +79,7 @@ def _run_label(args: argparse.Namespace) -> int:
     spec = args.model or default_model_spec()
     try:
         device = _device(args.device)
-        model, tokenizer, random_init = load_model(spec, device=device, dtype=args.dtype)
+        model, tokenizer, random_init = load_model(spec, device=device, dtype=args.dtype, quantize=args.quantize)
         provider = build_provider(args.sam, args.sam_type, device=str(device))  # no --sam: GrabCut
     except ProviderError as err:
         raise SystemExit(f"mask provider: {err}") from None
@@ -90,7 +90,7 @@ def _run_label(args: argparse.Namespace) -> int:
     predictor = RegionPredictor(model, tokenizer, max_regions=max(args.batch_regions, 1))
     try:
         stats = label(source, args.out, predictor=predictor, provider=provider, model_name=str(spec),
-                      short=short, detailed=detailed, batch_regions=args.batch_regions, limit=args.limit,
+                      quantize=getattr(model, "quantization", None) or "none", short=short, detailed=detailed, batch_regions=args.batch_regions, limit=args.limit,
                       rank=rank, world=world, progress=not args.no_progress)
     except (LabelError, ProviderError) as err:
         raise SystemExit(f"label: {err}") from None

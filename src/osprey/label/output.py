@@ -65,6 +65,9 @@ def key(record: dict[str, Any]) -> tuple[str, int]:
     return record["image"], int(record["index"])
 
 
+LEGACY = {"quantize": "none"}  # a key lines written before it existed lack: what they were made with
+
+
 def done_regions(out: Path, settings: dict[str, Any]) -> dict[tuple[str, int], int]:
     """``{(image, index): regions in that image}`` of every whole line in ``out``'s shard files.
 
@@ -73,7 +76,7 @@ def done_regions(out: Path, settings: dict[str, Any]) -> dict[tuple[str, int], i
     done: dict[tuple[str, int], int] = {}
     for path in sorted(out.glob(PATTERN)):
         for record in complete_lines(path):
-            theirs = {name: record.get(name) for name in settings}
+            theirs = {name: record.get(name, LEGACY.get(name)) for name in settings}
             if theirs != settings:
                 diff = {k: (theirs[k], v) for k, v in settings.items() if theirs[k] != v}
                 raise LabelError(f"{path} was written with other settings {diff} (theirs, this run's); "

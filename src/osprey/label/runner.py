@@ -49,6 +49,7 @@ def label(
     predictor: Any,
     provider: Any,
     model_name: str,
+    quantize: str = "none",
     short: Any,
     detailed: Any,
     batch_regions: int = 8,
@@ -60,7 +61,9 @@ def label(
 ) -> LabelStats:
     """Label this rank's share of ``source`` into ``out``; see the module docstring.
 
-    ``short``/``detailed``: the :class:`DecodingOptions` of the two questions; ``limit``: the first
+    ``quantize``: how the model's weights are stored (``none``, ``int8``, ``int4``: ``--quantize``),
+    written in every line beside ``model``; ``short``/``detailed``: the :class:`DecodingOptions` of
+    the two questions; ``limit``: the first
     ``limit`` images of the whole source (before sharding); ``on_batch(lines)`` after each write.
     """
     from tqdm import tqdm
@@ -69,7 +72,7 @@ def label(
         raise LabelError(f"--batch-regions {batch_regions}; expected >= 1")
     items = list(source.items[:limit] if limit is not None else source.items)
     mine = shard(items, rank, world)
-    settings = {"model": model_name, "source": _source_name(source, provider),
+    settings = {"model": model_name, "quantize": quantize, "source": _source_name(source, provider),
                 "options": {"short": asdict(short), "detailed": asdict(detailed)}}
     out.mkdir(parents=True, exist_ok=True)
     stats = LabelStats(images=len(mine), rank=rank, world=world, path=shard_path(out, rank))
