@@ -59,9 +59,10 @@ def quantized_linears(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
                 yield f"{top}.{name}" if name else top, module
 
 
-def quantize_model(model: nn.Module, mode: str) -> nn.Module:
+def quantize_model(model: nn.Module, mode: str, *, cpu_kernel: bool = True) -> nn.Module:
     """Quantize ``model``'s LLM and projector Linear weights in place (``mode``: int8 or int4; see
-    the module docstring); returns the model. Call it on a model already on its device and dtype."""
+    the module docstring); returns the model. Call it on a model already on its device and dtype.
+    ``cpu_kernel=False`` keeps torchao's own int8 Linear on the CPU too (bench/quantize.py compares)."""
     from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig, quantize_
 
     device = next(model.parameters()).device
@@ -77,7 +78,7 @@ def quantize_model(model: nn.Module, mode: str) -> nn.Module:
         for _, module in quantized_linears(model):  # contiguous (out, in) weights, as torchao expects
             module.weight.data = module.weight.data.contiguous()
         quantize_(model, config, filter_fn=lambda module, _fqn: id(module) in targets)
-        if mode == "int8" and device.type == "cpu":
+        if mode == "int8" and device.type == "cpu" and cpu_kernel:
             use_cpu_int8_kernel(model)
     model.quantization = mode
     return model
