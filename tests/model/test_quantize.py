@@ -93,3 +93,17 @@ def test_cpu_int8_linear_refuses_what_it_cannot_hold():
         CpuInt8Linear(torch.zeros(4, 4), torch.ones(4), None)
     with pytest.raises(ValueError, match=r"expected \(4,\), one per output row"):
         CpuInt8Linear(torch.zeros(4, 4, dtype=torch.int8), torch.ones(3), None)
+
+
+def test_a_tied_lm_head_stays_float_and_is_not_counted():
+    """A head tied to the token embeddings (the bundled SmolLM2) keeps the float table it shares."""
+    tied = {"language_model.hf_config.tie_word_embeddings": True}
+    ref, _, _ = load_model("tiny", seed=3, overrides=tied)
+    model, _, _ = load_model("tiny", seed=3, overrides=tied, quantize="int8")
+    lm = model.language_model
+    assert lm.lm_head.weight is lm.get_input_embeddings().weight and type(lm.lm_head.weight) is torch.nn.Parameter
+    names = dict(q.quantized_linears(model))
+    assert "language_model.lm_head" not in names and "language_model.lm_head" in dict(q.quantized_linears(
+        load_model("tiny", seed=3, quantize="int8")[0]))
+    assert all(isinstance(m, CpuInt8Linear) for n, m in names.items() if n.startswith("language_model"))
+    assert 0.25 <= q.linear_weight_bytes(model) / q.linear_weight_bytes(ref) <= 0.35

@@ -52,9 +52,16 @@ def check_quantize(mode: str | None, device: torch.device) -> str | None:
 
 def quantized_linears(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     """(name, module) of every Linear that ``--quantize`` stores in low precision (an ``nn.Linear``, or
-    the :class:`CpuInt8Linear` that replaced it)."""
+    the :class:`CpuInt8Linear` that replaced it). Not a ``lm_head`` tied to the token embeddings
+    (SmolLM2, the bundled model): the float table stays for the embedding lookup, so an int8 copy
+    of it would add memory, not save it, and the vocabulary head is where the answers are chosen."""
+    llm = model.language_model
+    head, embed = llm.get_output_embeddings(), llm.get_input_embeddings()
+    tied = head is not None and getattr(head, "weight", None) is getattr(embed, "weight", False)
     for top in QUANTIZED_MODULES:
         for name, module in getattr(model, top).named_modules():
+            if tied and module is head:
+                continue
             if isinstance(module, (nn.Linear, CpuInt8Linear)):
                 yield f"{top}.{name}" if name else top, module
 
@@ -89,8 +96,9 @@ def use_cpu_int8_kernel(model: nn.Module) -> int:
     torch's CPU int8 kernel when decoding); returns how many. The projector keeps torchao's
     ``Int8Tensor`` weight: it runs once per image, and the model reads its weight's dtype."""
     replaced = 0
+    targets = {id(m) for _, m in quantized_linears(model)}
     for name, module in list(model.language_model.named_modules()):
-        if isinstance(module, nn.Linear) and type(module.weight).__name__ == "Int8Tensor":
+        if id(module) in targets and isinstance(module, nn.Linear) and type(module.weight).__name__ == "Int8Tensor":
             model.language_model.set_submodule(name, CpuInt8Linear.from_torchao(module))
             replaced += 1
     return replaced
