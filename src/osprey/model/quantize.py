@@ -1,9 +1,10 @@
 """Weight-only quantization for inference (``--quantize int8|int4``), with torchao.
 
-What is quantized: every ``nn.Linear`` of the LLM (attention, MLP and ``lm_head``) and of the
-projector. What is not: the mask extractor (float32, as the official model keeps it: the region
-tokens the answers depend on), the vision tower, the token embeddings and the norms. Activations
-stay in the model's precision; only the stored weights shrink (int8: one byte per weight plus one
+What is quantized: every ``nn.Linear`` of the LLM (attention, MLP and ``lm_head``, unless the head
+is tied to the token embeddings) and of the projector. What is not: the mask extractor (float32, as
+the official model keeps it: the region tokens the answers depend on), the vision tower, the token
+embeddings, a tied ``lm_head`` and the norms. Activations stay in the model's precision (on the CPU's
+int8 decoding path they are rounded to bfloat16 for the kernel); only the stored weights shrink (int8: one byte per weight plus one
 scale per output row; int4: half a byte plus one scale and zero point per group of 128).
 
 * ``int8``: torchao ``Int8WeightOnlyConfig`` (per-row symmetric), on the CPU and on CUDA. On the CPU
