@@ -13,9 +13,12 @@ optimizer steps and reads ``VmHWM``: the peak RSS of the step itself, all of it 
 weights, gradients, optimizer state, activations, gloo buffers). Both ranks are reported; the table
 shows the larger. ``MALLOC_MMAP_THRESHOLD_`` is fixed at 128 KiB so glibc returns freed tensors to
 the system at once (its default raises the threshold after the first large free and keeps freed
-memory in the heap, which would show memory no tensor holds). Also printed: the whole-process peak
-(``ru_maxrss``), which for FSDP includes building the full model on every rank before sharding
-(meta-device initialisation, not done here, would remove that).
+memory in the heap, which would show memory no tensor holds). Each phase of each step (forward,
+backward with gradient clipping, optimizer step, the rest) gets its own peak: ``VmHWM`` is read and
+reset at the boundaries (a forward hook on the model, step pre/post hooks on the optimizer). Also
+printed: the set-up peak (``ru_maxrss`` before the first reset), which for FSDP includes building
+the full model on every rank before sharding (meta-device initialisation, not done here, would
+remove that).
 
 The last line is ``RESULT fsdp_over_ddp=<FSDP step peak / DDP step peak>`` (float32 weights both).
 """
