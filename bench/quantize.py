@@ -8,7 +8,9 @@ For each model (``osprey_7b_1layer`` with random weights, and the bundled osprey
   projector), scales and zero points counted, and of the whole model (every parameter and buffer once);
 * load time (``load_model(..., quantize=)``, from preset or folder to ready);
 * per-token decode time: greedy decoding of the LLM with a KV cache from a 64-token prompt, batch 1,
-  (time of N new tokens - time of 1) / (N - 1);
+  (time of N new tokens - time of 1) / (N - 1). ``int8`` on the CPU is
+  :class:`osprey.model.quantize_cpu.CpuInt8Linear` (torch's int8 kernel, bfloat16 activations, when
+  decoding); ``int8-torchao`` is the same quantization through torchao's own CPU Linear, for comparison;
 * greedy agreement with float32 (bundled model only: its trained logits have real margins, random
   weights are near-ties everywhere): the region questions of ``--scenes`` synthetic test scenes
   (short description and category of every object) answered by both; agreement is the fraction of
@@ -28,12 +30,18 @@ import torch
 
 import osprey  # noqa: F401  (torchvision shim first)
 from osprey.model.loading import bundled_available, load_model
-from osprey.model.quantize import INT4_ON_CPU, linear_weight_bytes, model_bytes
+from osprey.model.quantize import INT4_ON_CPU, linear_weight_bytes, model_bytes, quantize_model
+
+TORCHAO_CPU = "int8-torchao"  # int8 with torchao's own CPU Linear (no CpuInt8Linear): the comparison
 
 
 def _load(spec: str, quantize: str, device: str, dtype: str):
     started = time.perf_counter()
-    model, tokenizer, _ = load_model(spec, device=device, dtype=dtype, quantize=quantize, seed=0)
+    if quantize == TORCHAO_CPU:
+        model, tokenizer, _ = load_model(spec, device=device, dtype=dtype, seed=0)
+        quantize_model(model, "int8", cpu_kernel=False)
+    else:
+        model, tokenizer, _ = load_model(spec, device=device, dtype=dtype, quantize=quantize, seed=0)
     return model, tokenizer, time.perf_counter() - started
 
 
@@ -90,6 +98,8 @@ def measure(spec: str, modes: list[str], args, *, answers: bool) -> dict[str, di
         if mode == "int4" and not args.device.startswith("cuda"):
             rows[mode] = {"skipped": INT4_ON_CPU}
             continue
+        if mode == TORCHAO_CPU and args.device != "cpu":
+            continue
         dtype = "bfloat16" if mode == "int4" else args.dtype
         model, tokenizer, load_s = _load(spec, mode, args.device, dtype)
         row = {"linear": linear_weight_bytes(model), "model": model_bytes(model), "load_s": load_s,
@@ -112,7 +122,7 @@ def measure(spec: str, modes: list[str], args, *, answers: bool) -> dict[str, di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="*", default=["osprey_7b_1layer"])
-    parser.add_argument("--modes", nargs="*", default=["int8", "int4"])
+    parser.add_argument("--modes", nargs="*", default=["int8", TORCHAO_CPU, "int4"])
     parser.add_argument("--scenes", type=int, default=6)
     parser.add_argument("--new-tokens", type=int, default=24)
     parser.add_argument("--device", default="cpu")
@@ -143,6 +153,9 @@ def main() -> None:
     first = results[args.presets[0]]
     ratio = first["int8"]["linear"] / first["none"]["linear"]
     speedup = first["none"]["token_s"] / first["int8"]["token_s"]
+    if TORCHAO_CPU in first:
+        print(f"\nint8 decode on {args.presets[0]}: {first['none']['token_s'] / first['int8']['token_s']:.2f}x float32 "
+              f"with CpuInt8Linear, {first['none']['token_s'] / first[TORCHAO_CPU]['token_s']:.2f}x with torchao's CPU Linear")
     agree = results["bundled"]["int8"]["agreement"] if "bundled" in results else float("nan")
     print(f"\nRESULT int8_memory_ratio={ratio:.3f} int8_agreement={agree:.3f} int8_decode_speedup={speedup:.2f}")
 

@@ -13,9 +13,12 @@ optimizer steps and reads ``VmHWM``: the peak RSS of the step itself, all of it 
 weights, gradients, optimizer state, activations, gloo buffers). Both ranks are reported; the table
 shows the larger. ``MALLOC_MMAP_THRESHOLD_`` is fixed at 128 KiB so glibc returns freed tensors to
 the system at once (its default raises the threshold after the first large free and keeps freed
-memory in the heap, which would show memory no tensor holds). Also printed: the whole-process peak
-(``ru_maxrss``), which for FSDP includes building the full model on every rank before sharding
-(meta-device initialisation, not done here, would remove that).
+memory in the heap, which would show memory no tensor holds). Each phase of each step (forward,
+backward with gradient clipping, optimizer step, the rest) gets its own peak: ``VmHWM`` is read and
+reset at the boundaries (a forward hook on the model, step pre/post hooks on the optimizer). Also
+printed: the set-up peak (``ru_maxrss`` before the first reset), which for FSDP includes building
+the full model on every rank before sharding (meta-device initialisation, not done here, would
+remove that).
 
 The last line is ``RESULT fsdp_over_ddp=<FSDP step peak / DDP step peak>`` (float32 weights both).
 """
@@ -47,12 +50,27 @@ def _vm(field: str) -> int:
     raise KeyError(field)
 
 
+class PhaseMeter:
+    """Per phase of a step: the RSS at its end and the peak RSS during it (``VmHWM``, reset at each mark)."""
+
+    def __init__(self) -> None:
+        self.phases: list[tuple[str, int, int]] = []  # (phase, RSS at its end, peak during it)
+
+    def reset(self) -> None:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+
+    def mark(self, phase: str) -> None:
+        self.phases.append((phase, _vm("VmRSS"), _vm("VmHWM")))
+        self.reset()
+
+
 def worker(args: argparse.Namespace) -> None:
     """One rank: set up the loop, reset the peak, run the steps, write the peaks."""
     sys.path.insert(0, str(REPO / "tests" / "train"))
     from train_helpers import entries
 
     from osprey.train.config import load_config
+    from osprey.train.distributed import raw_optimizer
     from osprey.train.loop import Trainer
 
     cfg = load_config(None, base={
@@ -66,10 +84,20 @@ def worker(args: argparse.Namespace) -> None:
     trainer.model.train()
     trainer.model.vision_encoder.eval()
     setup_rss = _vm("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")
-    losses = [trainer.train_step(step)["loss"] for step in range(args.steps)]
-    result = {"rank": trainer.rank, "step_peak": _vm("VmHWM"), "setup_rss": setup_rss,
-              "process_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "losses": losses}
+    setup_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    meter = PhaseMeter()
+    trainer.ddp_model.register_forward_hook(lambda *_: meter.mark("forward"))
+    optimizer = raw_optimizer(trainer.optimizer)
+    optimizer.register_step_pre_hook(lambda *_: meter.mark("backward"))  # backward + gradient clipping
+    optimizer.register_step_post_hook(lambda *_: meter.mark("optimizer step"))
+    meter.reset()
+    losses = []
+    for step in range(args.steps):
+        losses.append(trainer.train_step(step)["loss"])
+        meter.mark("rest")  # zero_grad, the loss all-reduce
+    step_hwm = max(peak for _, _, peak in meter.phases)
+    result = {"rank": trainer.rank, "step_peak": step_hwm, "setup_rss": setup_rss, "setup_peak": setup_peak,
+              "losses": losses, "phases": meter.phases}
     Path(args.out, f"memory-rank{trainer.rank}.json").write_text(json.dumps(result))
 
 
@@ -94,6 +122,8 @@ def main() -> None:
     parser.add_argument("--preset", default="osprey_7b_1layer")
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--full-finetune", action="store_true", help="train the whole LLM (no LoRA)")
+    parser.add_argument("--configs", nargs="*", choices=list(CONFIGS), default=list(CONFIGS),
+                        help="a subset to run (the RESULT line needs both float32 rows)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--world", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -110,25 +140,39 @@ def main() -> None:
         world = Path(tmp) / "world"
         write_split(world, train_seeds(4), WorldConfig(image_size=128, min_objects=2, max_objects=3))
         rows = {}
-        for i, name in enumerate(CONFIGS):
+        for i, name in enumerate(args.configs):
             rows[name] = run_config(name, args, world, Path(tmp), 29650 + i)
             print(f"{name}: done", file=sys.stderr, flush=True)
     what = "the whole LLM" if args.full_finetune else "LoRA r=16 on the LLM"
     print(f"Training step of {args.preset} (stage 3, {what}; mask extractor + projector trained), "
           f"2 CPU processes (gloo), batch 1 per process, {args.steps} optimizer steps\n")
     print("| configuration | step peak RSS / process (GiB) | rank 0 / rank 1 | RSS after set-up | "
-          "whole-process peak | losses (rank 0) |")
+          "set-up peak | losses (rank 0) |")
     print("|---|---:|---:|---:|---:|---|")
     for name, ranks in rows.items():
         peak = max(r["step_peak"] for r in ranks)
         print(f"| {name} | {peak / gib:.2f} | {ranks[0]['step_peak'] / gib:.2f} / {ranks[1]['step_peak'] / gib:.2f} | "
-              f"{max(r['setup_rss'] for r in ranks) / gib:.2f} | {max(r['process_peak'] for r in ranks) / gib:.2f} | "
+              f"{max(r['setup_rss'] for r in ranks) / gib:.2f} | {max(r['setup_peak'] for r in ranks) / gib:.2f} | "
               f"{', '.join(f'{x:.4f}' for x in ranks[0]['losses'])} |")
+    print("\nPer phase (the larger rank; GiB): peak during the phase / RSS at its end\n")
+    names = list(rows)
+    print("| step | phase | " + " | ".join(names) + " |")
+    print("|---:|---|" + "---:|" * len(names))
+    phases = rows[names[0]][0]["phases"]
+    per_step = len(phases) // args.steps
+    for i, (phase, _, _) in enumerate(phases):
+        cells = []
+        for name in names:
+            peak = max(r["phases"][i][2] for r in rows[name])
+            end = max(r["phases"][i][1] for r in rows[name])
+            cells.append(f"{peak / gib:.2f} / {end / gib:.2f}")
+        print(f"| {i // per_step + 1} | {phase} | " + " | ".join(cells) + " |")
     step_peak = {name: max(r["step_peak"] for r in ranks) for name, ranks in rows.items()}
-    ratio = step_peak["FSDP2, float32"] / step_peak["DDP, float32"]
-    bf16 = step_peak["FSDP2, bf16 frozen"] / step_peak["DDP, float32"]
-    print(f"\nFSDP2 bf16-frozen over DDP float32: {bf16:.3f}")
-    print(f"RESULT fsdp_over_ddp={ratio:.3f}")
+    if "DDP, float32" not in step_peak or "FSDP2, float32" not in step_peak:
+        return
+    if "FSDP2, bf16 frozen" in step_peak:
+        print(f"\nFSDP2 bf16-frozen over DDP float32: {step_peak['FSDP2, bf16 frozen'] / step_peak['DDP, float32']:.3f}")
+    print(f"RESULT fsdp_over_ddp={step_peak['FSDP2, float32'] / step_peak['DDP, float32']:.3f}")
 
 
 if __name__ == "__main__":

@@ -15,13 +15,17 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from torch.distributed.fsdp import FSDPModule
 from train_helpers import entries
 
+from osprey.model.osprey import RegionBatch
 from osprey.model.weights import from_pretrained
 from osprey.train.checkpoint import latest_checkpoint
 from osprey.train.config import load_config
-from osprey.train.loop import Trainer
+from osprey.train.distributed import shard_model, shard_units
+from osprey.train.loop import Trainer, build_model, seed_everything
 from osprey.train.metrics import read_metrics
+from osprey.train.stages import apply_stage
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -109,6 +113,35 @@ def test_fsdp_one_process_equals_the_unsharded_loop(world, tmp_path, no_process_
                       log=lambda *_: None)
     resumed.setup()
     assert resumed.resume(True) == 3  # the sharded model and optimizer load the named full state
+
+
+def test_fsdp_every_leaf_a_unit_gives_the_unsharded_loss_and_gradients(world, tmp_path, no_process_group_after):
+    """Every Linear/Conv2d/Embedding its own FSDP unit (nested in decoder-layer units, LoRA's
+    ``base_layer`` inside its LoRA layer): one forward + backward equals the unsharded model's."""
+    cfg = load_config(None, base=_config(world, tmp_path / "x", lora={"r": 4, "alpha": 8}))
+    plain = Trainer(cfg, log=lambda *_: None)
+    plain.setup()
+    seed_everything(cfg.seed)  # the same initial weights and LoRA factors as plain.setup() made
+    sharded, _ = build_model(cfg)
+    apply_stage(sharded, cfg, log=lambda *_: None)
+    assert all(torch.equal(a, b) for a, b in zip(plain.model.state_dict().values(), sharded.state_dict().values()))
+    units = shard_units(sharded, min_leaf_bytes=0)
+    assert any(type(u).__name__ == "Linear" and "base_layer" in n for n, u in sharded.named_modules() if u in units)
+    shard_model(sharded, torch.device("cpu"), min_leaf_bytes=0)
+    assert sum(isinstance(m, FSDPModule) for m in sharded.modules()) == len(units) + 1  # and the root
+    batch = plain.micro_batches(0)[0].to(torch.device("cpu"), regions=RegionBatch)
+    losses = []
+    for model in (plain.model, sharded):
+        model.train()
+        model.vision_encoder.eval()
+        loss = model(**batch).loss
+        loss.backward()
+        losses.append(float(loss.detach()))
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
+    grads = {n: p.grad for n, p in plain.model.named_parameters() if p.requires_grad}
+    for name, p in sharded.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad.full_tensor(), grads[name], atol=1e-6, rtol=1e-5)
 
 
 def test_fsdp_lora_two_processes_match_one(world, tmp_path):

@@ -1,12 +1,16 @@
 """Weight-only quantization for inference (``--quantize int8|int4``), with torchao.
 
-What is quantized: every ``nn.Linear`` of the LLM (attention, MLP and ``lm_head``) and of the
-projector. What is not: the mask extractor (float32, as the official model keeps it: the region
-tokens the answers depend on), the vision tower, the token embeddings and the norms. Activations
-stay in the model's precision; only the stored weights shrink (int8: one byte per weight plus one
+What is quantized: every ``nn.Linear`` of the LLM (attention, MLP and ``lm_head``, unless the head
+is tied to the token embeddings) and of the projector. What is not: the mask extractor (float32, as
+the official model keeps it: the region tokens the answers depend on), the vision tower, the token
+embeddings, a tied ``lm_head`` and the norms. Activations stay in the model's precision (on the CPU's
+int8 decoding path they are rounded to bfloat16 for the kernel); only the stored weights shrink (int8: one byte per weight plus one
 scale per output row; int4: half a byte plus one scale and zero point per group of 128).
 
-* ``int8``: torchao ``Int8WeightOnlyConfig`` (per-row symmetric), on the CPU and on CUDA.
+* ``int8``: torchao ``Int8WeightOnlyConfig`` (per-row symmetric), on the CPU and on CUDA. On the CPU
+  the LLM's Linears then become :class:`~osprey.model.quantize_cpu.CpuInt8Linear` (the same int8
+  values and scales; torch's ``_weight_int8pack_mm`` kernel when decoding, where torchao's CPU path
+  dequantizes the whole weight every call).
 * ``int4``: torchao ``Int4WeightOnlyConfig`` (groups of 128, tinygemm tile packing), CUDA only and
   in bfloat16. On the CPU it is refused with the reason: torchao 0.18's int4 weight-only kernels are
   CUDA kernels (tinygemm tile packing, or the ``mslk`` package for the plain layout), and its CPU
@@ -22,6 +26,8 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+from osprey.model.quantize_cpu import CpuInt8Linear
 
 QUANTIZE_CHOICES = ("none", "int8", "int4")
 QUANTIZED_MODULES = ("language_model", "projector")  # the mask extractor stays float32
@@ -45,17 +51,26 @@ def check_quantize(mode: str | None, device: torch.device) -> str | None:
     return mode
 
 
-def quantized_linears(model: nn.Module) -> Iterator[tuple[str, nn.Linear]]:
-    """(name, module) of every Linear that ``--quantize`` stores in low precision."""
+def quantized_linears(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """(name, module) of every Linear that ``--quantize`` stores in low precision (an ``nn.Linear``, or
+    the :class:`CpuInt8Linear` that replaced it). Not a ``lm_head`` tied to the token embeddings
+    (SmolLM2, the bundled model): the float table stays for the embedding lookup, so an int8 copy
+    of it would add memory, not save it, and the vocabulary head is where the answers are chosen."""
+    llm = model.language_model
+    head, embed = llm.get_output_embeddings(), llm.get_input_embeddings()
+    tied = head is not None and getattr(head, "weight", None) is getattr(embed, "weight", False)
     for top in QUANTIZED_MODULES:
         for name, module in getattr(model, top).named_modules():
-            if isinstance(module, nn.Linear):
+            if tied and module is head:
+                continue
+            if isinstance(module, (nn.Linear, CpuInt8Linear)):
                 yield f"{top}.{name}" if name else top, module
 
 
-def quantize_model(model: nn.Module, mode: str) -> nn.Module:
+def quantize_model(model: nn.Module, mode: str, *, cpu_kernel: bool = True) -> nn.Module:
     """Quantize ``model``'s LLM and projector Linear weights in place (``mode``: int8 or int4; see
-    the module docstring); returns the model. Call it on a model already on its device and dtype."""
+    the module docstring); returns the model. Call it on a model already on its device and dtype.
+    ``cpu_kernel=False`` keeps torchao's own int8 Linear on the CPU too (bench/quantize.py compares)."""
     from torchao.quantization import Int4WeightOnlyConfig, Int8WeightOnlyConfig, quantize_
 
     device = next(model.parameters()).device
@@ -71,8 +86,23 @@ def quantize_model(model: nn.Module, mode: str) -> nn.Module:
         for _, module in quantized_linears(model):  # contiguous (out, in) weights, as torchao expects
             module.weight.data = module.weight.data.contiguous()
         quantize_(model, config, filter_fn=lambda module, _fqn: id(module) in targets)
+        if mode == "int8" and device.type == "cpu" and cpu_kernel:
+            use_cpu_int8_kernel(model)
     model.quantization = mode
     return model
+
+
+def use_cpu_int8_kernel(model: nn.Module) -> int:
+    """Replace the LLM's torchao int8 Linears by :class:`CpuInt8Linear` (same int8 values and scales,
+    torch's CPU int8 kernel when decoding); returns how many. The projector keeps torchao's
+    ``Int8Tensor`` weight: it runs once per image, and the model reads its weight's dtype."""
+    replaced = 0
+    targets = {id(m) for _, m in quantized_linears(model)}
+    for name, module in list(model.language_model.named_modules()):
+        if id(module) in targets and isinstance(module, nn.Linear) and type(module.weight).__name__ == "Int8Tensor":
+            model.language_model.set_submodule(name, CpuInt8Linear.from_torchao(module))
+            replaced += 1
+    return replaced
 
 
 def tensor_bytes(tensor: torch.Tensor) -> int:
@@ -85,12 +115,12 @@ def tensor_bytes(tensor: torch.Tensor) -> int:
 
 
 def linear_weight_bytes(model: nn.Module) -> int:
-    """Bytes of the quantizable Linear layers' weights and biases (scales counted)."""
+    """Bytes of the quantizable Linear layers' weights and biases (scales counted): every parameter
+    and buffer each such module holds itself."""
     total = 0
     for _, module in quantized_linears(model):
-        total += tensor_bytes(module.weight)
-        if module.bias is not None:
-            total += tensor_bytes(module.bias)
+        own = [*module.parameters(recurse=False), *module.buffers(recurse=False)]
+        total += sum(tensor_bytes(t) for t in own)
     return total
 
 

@@ -8,11 +8,12 @@ The loop does the wrapping itself, because accelerate 1.15 cannot drive FSDP on 
 FSDP plugin is silently ignored), and with ``cpu=False`` on a machine without CUDA the state is
 ``DistributedType.NO`` with one process (docs/training.md, "Sharding"). One code path on CPU and GPU.
 
-Wrapping (:func:`shard_units`): every decoder layer of the LLM, the vision tower, the projector,
-the mask extractor, the input embeddings and ``lm_head`` (unless tied: then both stay in the root) are each an FSDP
-unit: its parameters are all-gathered for its own forward and backward only, then freed, so a
-process holds its shards plus one gathered unit at a time. Each of them is called as a module
-(``__call__``), which is where FSDP's hooks sit. What is left (the final norm) is the root unit.
+Wrapping (:func:`shard_units`): every large Linear, Conv2d and Embedding is its own FSDP unit (the
+LLM's projections, ``lm_head``, the token embeddings, the tower's ConvNeXt MLPs, ...), then each
+decoder layer, the vision tower, the projector and the mask extractor: a unit's parameters are
+all-gathered for its own forward and backward only, then freed, so a process holds its shards plus
+about one gathered unit at a time (small units keep that transient small). What is left (the
+final norm; tied embeddings) is the root unit.
 
 FSDP's reduce-scatter averages gradients over the processes exactly as DDP's all-reduce does, so the
 loop's loss scaling is the same for both, and 2 processes reproduce 1 process step for step
@@ -62,31 +63,61 @@ def decoder_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.language_model.modules() if type(m).__name__.endswith("DecoderLayer")]
 
 
-def shard_model(model: nn.Module, device: torch.device) -> nn.Module:
-    """Shard ``model`` in place over every process (FSDP2, full shard); returns it. Call before the
-    optimizer is built: ``fully_shard`` replaces the parameters by sharded ``DTensor`` parameters."""
+def shard_model(model: nn.Module, device: torch.device, *, min_leaf_bytes: int | None = None) -> nn.Module:
+    """Shard ``model`` in place over every process (FSDP2, full shard; units: :func:`shard_units`);
+    returns it. Call before the optimizer is built: ``fully_shard`` replaces the parameters by
+    sharded ``DTensor`` parameters."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
     ensure_process_group(device)
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
-    for unit in shard_units(model):
+    for unit in shard_units(model, min_leaf_bytes=min_leaf_bytes):
         fully_shard(unit, mesh=mesh)
     fully_shard(model, mesh=mesh)
     return model
 
 
-def shard_units(model: nn.Module) -> list[nn.Module]:
-    """The modules :func:`shard_model` makes FSDP units (before the root), innermost first."""
+MIN_LEAF_UNIT_BYTES = 4 * 2**20  # a Linear/Conv/Embedding this big (4 MiB) is its own FSDP unit
+LEAF_TYPES = (nn.Linear, nn.Conv2d, nn.Embedding)
+
+
+def shard_units(model: nn.Module, *, min_leaf_bytes: int | None = None) -> list[nn.Module]:
+    """The modules :func:`shard_model` makes FSDP units (before the root), innermost first.
+
+    A unit's parameters are all-gathered for its forward (and backward) and then freed; while it
+    is gathered a process holds, on top of its shards, the all-gather buffer *and* the unsharded
+    copy FSDP2 copies out of it (2x the unit, plus the shard copy it sends: measured, see
+    bench/train_memory.py). So units are kept small: every ``nn.Linear``, ``nn.Conv2d`` and
+    ``nn.Embedding`` of at least ``min_leaf_bytes`` (default :data:`MIN_LEAF_UNIT_BYTES`) is one
+    (in the tower's ConvNeXt blocks, the LLM's attention and MLP projections, a LoRA layer's frozen
+    ``base_layer``, the projector, the mask extractor, the token embeddings and ``lm_head``); then each decoder layer
+    (its norms and LoRA factors), the vision tower, the projector and the mask extractor (their
+    small leftovers: norms, layer scales, biases). Each is called as a module (``__call__``), which
+    is where FSDP's hooks sit. A parameter used by two modules (tied embeddings) stays in the root.
+    """
     layers = decoder_layers(model)
     if not layers:
         raise ValueError(f"sharding: fsdp found no decoder layer in {type(model.language_model).__name__}")
-    llm = model.language_model
-    embed, head = llm.get_input_embeddings(), llm.get_output_embeddings()
-    units = [*layers, model.vision_encoder, model.projector, model.mask_extractor]
-    if head is None or head.weight is not embed.weight:  # tied: one parameter used by both, left to the root
-        units += [m for m in (embed, head) if m is not None]
-    return [u for u in units if any(True for _ in u.parameters())]
+    limit = MIN_LEAF_UNIT_BYTES if min_leaf_bytes is None else min_leaf_bytes
+    users: dict[int, int] = {}
+    for module in model.modules():
+        for p in module.parameters(recurse=False):
+            users[id(p)] = users.get(id(p), 0) + 1
+    leaves = [
+        m for m in model.modules()
+        if isinstance(m, LEAF_TYPES) and all(users[id(p)] == 1 for p in m.parameters(recurse=False))
+        and sum(p.numel() * p.element_size() for p in m.parameters(recurse=False)) >= limit
+    ]  # fmt: skip
+    units = [*leaves, *layers, model.vision_encoder, model.projector, model.mask_extractor]
+    covered: set[int] = set()
+    kept = []
+    for unit in units:  # a unit holds the parameters no unit inside it holds; skip units left empty
+        own = {id(p) for p in unit.parameters()} - covered
+        if own:
+            kept.append(unit)
+            covered |= own
+    return kept
 
 
 def is_fsdp(model: nn.Module) -> bool:
