@@ -133,8 +133,11 @@ class Scheduler:
                                       or self._reserved + need > self.kv_budget_bytes):
                     return  # arrival order: nothing overtakes the first waiting request
                 self._waiting.popleft()
-            if request.cancelled() or not request.future.set_running_or_notify_cancel():
-                self._settle(request, "cancelled")
+            if not request.future.set_running_or_notify_cancel():  # the caller dropped it
+                request.tokens.put(END)
+                continue
+            if request.cancelled():
+                self._settle(request)
                 continue
             try:
                 group = self._prefill(request)
@@ -143,7 +146,7 @@ class Scheduler:
                 request.tokens.put(END)
                 continue
             if group is None:  # cancelled between prefill chunks
-                self._settle(request, "cancelled")
+                self._settle(request)
                 continue
             request.rows = self._batch.join(group)
             request.alive = list(range(len(request.rows)))
@@ -216,6 +219,15 @@ class Scheduler:
             self._finish(request, None)
 
     def _retire_cancelled(self) -> None:
+        with self._wake:  # a waiting request past its deadline leaves the queue at once
+            gone = [r for r in self._waiting if r.cancelled()]
+            for request in gone:
+                self._waiting.remove(request)
+        for request in gone:
+            if request.future.set_running_or_notify_cancel():
+                self._settle(request)
+            else:
+                request.tokens.put(END)
         for request in list(self._running):
             if request.cancelled():
                 self._finish(request, None)
@@ -233,12 +245,10 @@ class Scheduler:
             request.future.set_result(self._answers(request))
         request.tokens.put(END)
 
-    def _settle(self, request: Request, _reason: FinishReason) -> None:
+    def _settle(self, request: Request) -> None:
         """A request stopped before any row ran: every answer empty and cancelled."""
         request.ids = [[] for _ in request.queries]
-        if not request.future.done():
-            if request.future.running() or request.future.set_running_or_notify_cancel():
-                request.future.set_result(self._answers(request))
+        request.future.set_result(self._answers(request))
         request.tokens.put(END)
 
     def _answers(self, request: Request) -> list[Answer]:
