@@ -2,7 +2,8 @@
 
 Starts ``osprey serve`` (a subprocess, a real socket) with the bundled model twice in one run:
 ``--max-batch-rows 1`` (one request at a time, as before continuous batching) and
-``--max-batch-rows 16`` (continuous batching). Both run with ``--ignore-eos``, so every answer is
+``--max-batch-rows 16`` (continuous batching), side by side; for each C the two modes run one
+after the other, so a change in the machine's load hits both. Both run with ``--ignore-eos``, so every answer is
 exactly ``--tokens`` new tokens (a fixed amount of work per request). For each C in ``--clients``,
 C clients (threads) each send ``--requests`` ``/v1/describe`` requests one after another, each about
 one region of its own image (client c's image differs from every other client's); all clients of a
@@ -20,7 +21,7 @@ Prints Markdown tables, then ``RESULT throughput_ratio_c8=... p95_ratio_c8=... i
 bound_c8=... cache_speedup=... nproc=... load=...`` (p95_ratio: batching's p95 / one-at-a-time's;
 below 1 is better).
 
-    .venv/bin/python bench/serve_load.py            # C = 1, 4, 8, 16; 2 requests per client
+    .venv/bin/python bench/serve_load.py            # C = 1, 4, 8, 16; 1 request per client
     .venv/bin/python bench/serve_load.py --quick    # C = 1, 8; 1 request per client
 """
 
@@ -87,12 +88,14 @@ def free_port() -> int:
 class Server:
     """``osprey serve`` in a subprocess on a free loopback port."""
 
-    def __init__(self, rows: int, tokens: int) -> None:
+    def __init__(self, rows: int, tokens: int, device: str, threads: int | None) -> None:
         self.port = free_port()
         command = [sys.executable, "-m", "osprey", "serve", "--model", "bundled", "--port", str(self.port),
                    "--max-batch-rows", str(rows), "--ignore-eos", "--max-new-tokens", str(tokens),
-                   "--queue-size", "64", "--timeout", "900"]
+                   "--queue-size", "64", "--timeout", "900", "--device", device]
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -110,8 +113,9 @@ class Server:
         raise SystemExit("server did not start within 600 s")
 
     def __exit__(self, *exc) -> None:
-        self.process.terminate()
-        self.process.wait(30)
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
 
 
 def describe(url: str, image64: str, box: dict, tokens: int) -> tuple[float, str]:
@@ -146,15 +150,20 @@ def cache_speedup(url: str, image: Image.Image) -> tuple[float, float, dict]:
     return cold, warm, httpx.get(f"{url}/healthz").json()["cache"]
 
 
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @torch.no_grad()
-def step_costs(rows: list[int], tokens: int, image: Image.Image) -> tuple[float, dict[int, float]]:
+def step_costs(rows: list[int], tokens: int, image: Image.Image, device: str) -> tuple[float, dict[int, float]]:
     """(prefill s per row, {rows: s per decoding step}) of the running batch on real prompts."""
     from osprey.inference.batch import Query
     from osprey.inference.predictor import QUESTIONS, RegionPredictor
     from osprey.model.continuous import RunningBatch, prefill
-    from osprey.model.loading import load_model
+    from osprey.model.loading import load_model, resolve_device
 
-    model, tokenizer, _ = load_model("bundled")
+    model, tokenizer, _ = load_model("bundled", device=resolve_device(device))
     predictor = RegionPredictor(model, tokenizer)
     encoded = predictor.encode(image)
     h, w = encoded.size
@@ -162,21 +171,25 @@ def step_costs(rows: list[int], tokens: int, image: Image.Image) -> tuple[float,
     masks[0, h // 4:h * 3 // 4, w // 4:w * 3 // 4] = True
     batch = predictor.prepare(encoded, masks, [Query(QUESTIONS["short"], (0,))])
     prefill(model, batch.embeds, batch.attention_mask, batch.prefix_embeds)  # warm-up
+    sync(predictor.device)
     start = time.perf_counter()
     group = prefill(model, batch.embeds, batch.attention_mask, batch.prefix_embeds)
+    sync(predictor.device)
     per_row = time.perf_counter() - start
     costs = {}
     for count in rows:
         running = RunningBatch(model)
         for _ in range(count):
             running.join(group)
-        token = torch.full((count,), int(group.logits.argmax()), dtype=torch.long)
+        token = torch.full((count,), int(group.logits.argmax()), dtype=torch.long, device=running.device)
         for _ in range(3):
             running.step(token)
+        sync(running.device)
         start = time.perf_counter()
         steps = min(tokens, 24)
         for _ in range(steps):
             running.step(token)
+        sync(running.device)
         costs[count] = (time.perf_counter() - start) / steps
     return per_row, costs
 
@@ -184,9 +197,12 @@ def step_costs(rows: list[int], tokens: int, image: Image.Image) -> tuple[float,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", default="1,4,8,16", help="comma-separated concurrency levels")
-    parser.add_argument("--requests", type=int, default=2, help="requests per client, one after another")
+    parser.add_argument("--requests", type=int, default=1, help="requests per client, one after another")
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per answer (EOS ignored)")
     parser.add_argument("--quick", action="store_true", help="C = 1, 8 and 1 request per client")
+    parser.add_argument("--device", default="cpu", help="where the servers (and the bound's timing) run")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's)")
+    parser.add_argument("--key", type=int, default=8, help="the C whose ratios the RESULT line reports")
     args = parser.parse_args()
     levels = [1, 8] if args.quick else [int(c) for c in args.clients.split(",")]
     requests = 1 if args.quick else args.requests
@@ -196,16 +212,23 @@ def main() -> int:
 
     load_before = loadavg()
     runs: dict[tuple[str, int], dict] = {}
-    for mode, rows in (("one at a time", 1), ("continuous", 16)):
-        with Server(rows, args.tokens) as server:
+    modes = (("one at a time", 1), ("continuous", 16))
+    servers = [Server(rows, args.tokens, args.device, args.threads) for _, rows in modes]  # load side by side
+    try:
+        for server in servers:
+            server.__enter__()
             describe(server.url, pictures[-1], region(pictures_raw[-1], 0), 2)  # warm-up (not measured)
-            for clients in levels:
+        for clients in levels:  # the two modes alternate, so a change of the machine's load hits both
+            for (mode, _), server in zip(modes, servers, strict=True):
                 runs[mode, clients] = load(server.url, clients, requests, pictures, boxes, args.tokens)
                 print(f"{mode} C={clients}: {runs[mode, clients]['wall']:.1f} s", file=sys.stderr, flush=True)
-            if rows > 1:
-                cold, warm, cache = cache_speedup(server.url, images(max(levels) + 2)[-1])
-
-    prefill_s, steps = step_costs(sorted({1, *levels}), args.tokens, pictures_raw[0])
+        cold, warm, cache = cache_speedup(servers[1].url, images(max(levels) + 2)[-1])
+    finally:
+        for server in servers:
+            server.__exit__()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    prefill_s, steps = step_costs(sorted({1, *levels}), args.tokens, pictures_raw[0], args.device)
     same = all(runs["one at a time", c]["answers"] == runs["continuous", c]["answers"] for c in levels)
 
     print(f"## Serving under load: bundled model, {args.tokens} new tokens per region, {requests} request(s) "
@@ -228,7 +251,7 @@ def main() -> int:
     print(f"\nprefill of one row {prefill_s * 1000:.0f} ms; cache: cold {cold * 1000:.0f} ms, warm "
           f"{warm * 1000:.0f} ms for a 1-token answer (hit rates: image {cache['image_hit_rate']}, prefix "
           f"{cache['prefix_hit_rate']}, {cache['bytes'] / 1e6:.1f} MB held)")
-    key = 8 if 8 in ratios else max(ratios)
+    key = args.key if args.key in ratios else max(ratios)
     load_now = loadavg()[0]
     print(f"RESULT throughput_ratio_c{key}={ratios[key][0]:.2f} p95_ratio_c{key}={ratios[key][1]:.2f} "
           f"identical={int(same)} bound_c{key}={ratios[key][2]:.2f} cache_speedup={cold / warm:.2f} "
