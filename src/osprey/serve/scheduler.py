@@ -141,14 +141,14 @@ class Scheduler:
                 continue
             try:
                 group = self._prefill(request)
-            except Exception as err:
+                if group is None:  # cancelled between prefill chunks
+                    self._settle(request)
+                    continue
+                request.rows = self._batch.join(group)
+            except Exception as err:  # this request fails alone (bad masks, a prompt error)
                 request.future.set_exception(err)
                 request.tokens.put(END)
                 continue
-            if group is None:  # cancelled between prefill chunks
-                self._settle(request)
-                continue
-            request.rows = self._batch.join(group)
             request.alive = list(range(len(request.rows)))
             request.reserved = need
             self._reserved += need
