@@ -10,7 +10,7 @@ one region of its own image (client c's image differs from every other client's)
 C start together. Measured per mode and C: wall time, regions/s, tokens/s, p50/p95 latency. Every
 answer of one mode is compared with the same request's answer in the other (greedy, fp32).
 
-The physical bound is measured in the same run, in this process, after the servers stop: one
+The physical bound is measured in the same run, in a fresh process, after the servers stop: one
 decoding step of the running batch (:class:`osprey.model.continuous.RunningBatch`) for 1 and for
 C rows of real prompts, and one row's prefill; ``bound_cC = C (p + T s1) / (C p + T sC)`` is the
 best throughput ratio batching can give for C requests of T tokens (p: prefill per row, s1/sC: a
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import json
 import os
 import socket
 import statistics
@@ -156,15 +157,13 @@ def sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def step_costs(rows: list[int], tokens: int, image: Image.Image, device: str) -> tuple[float, dict[int, float]]:
+def step_costs(predictor, rows: list[int], tokens: int, image: Image.Image) -> tuple[float, dict[int, float]]:
     """(prefill s per row, {rows: s per decoding step}) of the running batch on real prompts."""
     from osprey.inference.batch import Query
-    from osprey.inference.predictor import QUESTIONS, RegionPredictor
+    from osprey.inference.predictor import QUESTIONS
     from osprey.model.continuous import RunningBatch, prefill
-    from osprey.model.loading import load_model, resolve_device
 
-    model, tokenizer, _ = load_model("bundled", device=resolve_device(device))
-    predictor = RegionPredictor(model, tokenizer)
+    model = predictor.model
     encoded = predictor.encode(image)
     h, w = encoded.size
     masks = np.zeros((1, h, w), bool)
@@ -194,6 +193,19 @@ def step_costs(rows: list[int], tokens: int, image: Image.Image, device: str) ->
     return per_row, costs
 
 
+def bound_in_fresh_process(rows: list[int], args: argparse.Namespace) -> tuple[float, dict[int, float]]:
+    """:func:`step_costs` in a new process, on a thread, as a server runs its model. (In this long-lived
+    client process the same timings came out 3-5x slower on the shared 2-core machine.)"""
+    command = [sys.executable, __file__, "--bound-only", "--clients", ",".join(map(str, rows)),
+               "--tokens", str(args.tokens), "--device", args.device]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    values = json.loads(out.strip().splitlines()[-1])
+    return values["prefill"], {int(k): v for k, v in values["steps"].items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", default="1,4,8,16", help="comma-separated concurrency levels")
@@ -203,7 +215,19 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="where the servers (and the bound's timing) run")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's)")
     parser.add_argument("--key", type=int, default=8, help="the C whose ratios the RESULT line reports")
+    parser.add_argument("--bound-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bound_only:  # the child of bound_in_fresh_process
+        from osprey.inference.predictor import RegionPredictor
+        from osprey.model.loading import load_model, resolve_device
+
+        rows = [int(c) for c in args.clients.split(",")]
+        model, tokenizer, _ = load_model("bundled", device=resolve_device(args.device), dtype="auto")
+        predictor = RegionPredictor(model, tokenizer)
+        with ThreadPoolExecutor(1) as pool:
+            prefill_s, steps = pool.submit(step_costs, predictor, rows, args.tokens, images(1)[0]).result()
+        print(json.dumps({"prefill": prefill_s, "steps": steps}))
+        return 0
     levels = [1, 8] if args.quick else [int(c) for c in args.clients.split(",")]
     requests = 1 if args.quick else args.requests
     pictures_raw = images(max(levels) + 1)
@@ -228,11 +252,7 @@ def main() -> int:
             server.__exit__()
     if args.threads:
         torch.set_num_threads(args.threads)
-    # On the servers the model runs on the scheduler thread; time the bound the same way (on this
-    # shared 2-core machine the main thread's 2-thread OpenMP team ran several times slower under load).
-    with ThreadPoolExecutor(1) as pool:
-        prefill_s, steps = pool.submit(step_costs, sorted({1, *levels}), args.tokens, pictures_raw[0],
-                                       args.device).result()
+    prefill_s, steps = bound_in_fresh_process(sorted({1, *levels}), args)
     same = all(runs["one at a time", c]["answers"] == runs["continuous", c]["answers"] for c in levels)
 
     print(f"## Serving under load: bundled model, {args.tokens} new tokens per region, {requests} request(s) "
