@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from osprey.flags import add_decoding_flags
-from osprey.model.generation import DecodingOptions, _pick, options_from_flags, sampling_values
+from osprey.model.generation import DecodingOptions, options_from_flags, pick_tokens, sampling_values
 from osprey.model.loading import read_generation_config
 
 
@@ -51,9 +51,9 @@ def test_flags_greedy_by_default_and_each_value_overridable():
 def test_top_k_keeps_only_the_k_most_likely_tokens():
     logits = torch.tensor([[0.0, 5.0, 4.9, 4.8, -1.0]]).repeat(400, 1)
     generator = torch.Generator().manual_seed(0)
-    picked = _pick(logits, DecodingOptions(do_sample=True, temperature=5.0, top_k=2), generator)
+    picked = pick_tokens(logits, DecodingOptions(do_sample=True, temperature=5.0, top_k=2), generator)
     assert set(picked.tolist()) == {1, 2}
-    wide = _pick(logits, DecodingOptions(do_sample=True, temperature=5.0, top_k=0), generator)
+    wide = pick_tokens(logits, DecodingOptions(do_sample=True, temperature=5.0, top_k=0), generator)
     assert {0, 3, 4} & set(wide.tolist())
     with pytest.raises(ValueError, match="top_k"):
         DecodingOptions(top_k=-1)

@@ -18,8 +18,9 @@ from osprey.serve.settings import ServeSettings
 class GatedService(RegionService):
     """The tiny service, but every describe waits until the test opens the gate."""
 
-    def __init__(self, base: RegionService) -> None:
-        super().__init__(base.predictor, base.provider, base.model_name, base.random_init)
+    def __init__(self, base: RegionService, max_batch_rows: int = 16) -> None:
+        super().__init__(base.predictor, base.provider, base.model_name, base.random_init,
+                         max_batch_rows=max_batch_rows)
         self.gate = threading.Event()
         self.started = threading.Semaphore(0)
 
@@ -50,12 +51,14 @@ def test_concurrent_clients_all_get_answers(tiny_service, picture) -> None:
     assert chat.status_code == 200 and chat.text.rstrip().endswith("data: [DONE]")
 
 
-def test_a_full_queue_answers_429_and_recovers(tiny_service, picture) -> None:
-    service = GatedService(tiny_service)
+@pytest.mark.parametrize("rows", [1, 2])
+def test_a_full_queue_answers_429_and_recovers(tiny_service, picture, rows) -> None:
+    service = GatedService(tiny_service, max_batch_rows=rows)  # one request thread per batch row
     app = create_app(ServeSettings(queue_size=2, default_new_tokens=3), service=service)
-    with running(app) as url, ThreadPoolExecutor(3) as pool:
-        first = pool.submit(_describe, url, picture)
-        assert service.started.acquire(timeout=20)  # the worker is busy with the first request
+    with running(app) as url, ThreadPoolExecutor(2 + rows) as pool:
+        first = [pool.submit(_describe, url, picture) for _ in range(rows)]
+        for _ in range(rows):
+            assert service.started.acquire(timeout=20)  # every request thread is busy
         queued = [pool.submit(_describe, url, picture) for _ in range(2)]
         deadline = time.monotonic() + 10
         while httpx.get(f"{url}/healthz").json()["queue"]["waiting"] < 2:
@@ -65,8 +68,7 @@ def test_a_full_queue_answers_429_and_recovers(tiny_service, picture) -> None:
         assert rejected.status_code == 429 and rejected.headers["retry-after"] == "1"
         assert "busy" in rejected.json()["error"]["message"]
         service.gate.set()
-        assert first.result().status_code == 200
-        assert [f.result().status_code for f in queued] == [200, 200]
+        assert [f.result().status_code for f in first + queued] == [200] * (rows + 2)
         assert _describe(url, picture).status_code == 200
 
 

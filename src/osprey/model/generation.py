@@ -130,7 +130,8 @@ class Step:
     logits: torch.Tensor  # (B, V) float32 logits the step picked from; -inf rows: finished earlier
 
 
-def _pick(logits: torch.Tensor, options: DecodingOptions, generator: torch.Generator | None) -> torch.Tensor:
+def pick_tokens(logits: torch.Tensor, options: DecodingOptions, generator: torch.Generator | None) -> torch.Tensor:
+    """(B,) next tokens from (B, V) logits: argmax, or sampled with ``generator`` (one draw per row)."""
     if not options.do_sample:
         return logits.argmax(-1)
     scaled = logits.float() / options.temperature  # transformers' order: temperature, top-k, top-p
@@ -321,7 +322,7 @@ def decode_steps(
         else:
             logits = picked.new_full((batch, picked.shape[-1]), float("-inf"))
             logits[alive] = picked
-        token = _pick(picked, options, generator)
+        token = pick_tokens(picked, options, generator)
         emitted: list[tuple[int, int]] = []
         ended: list[int] = []
         keep: list[int] = []

@@ -69,7 +69,7 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
     settings = settings or ServeSettings()
     if service is None:
         service = (service_factory or _load)(settings)
-    worker = ModelWorker(settings.queue_size)
+    worker = ModelWorker(settings.queue_size, concurrency=service.max_batch_rows)
     jobs = _Jobs(worker, settings)
 
     @asynccontextmanager
@@ -91,7 +91,8 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
     async def healthz():
         body = {"status": "shutting_down" if worker.closed else "ok", **responses.meta(service),
                 "provider": service.provider.name, "device": str(service.predictor.device), "dtype": service.dtype,
-                "queue": {"waiting": worker.waiting, "size": settings.queue_size, "busy": worker.busy}}
+                "queue": {"waiting": worker.waiting, "size": settings.queue_size, "busy": worker.busy,
+                          "running": worker.running}, **service.stats()}
         return JSONResponse(body, status_code=503 if worker.closed else 200)
 
     @app.get("/v1/models", tags=["openai"], dependencies=guarded)
@@ -161,9 +162,10 @@ def create_app(settings: ServeSettings | None = None, *, service: RegionService 
 
 def _load(settings: ServeSettings) -> RegionService:
     return load_service(settings.model, sam_checkpoint=settings.sam_checkpoint, sam_type=settings.sam_type,
-                        max_regions=settings.max_regions, encode_cache=settings.encode_cache,
+                        max_regions=settings.max_regions, cache_bytes=settings.cache_bytes,
                         device=settings.device, dtype=settings.dtype, max_prompt_tokens=settings.max_prompt_tokens,
-                        quantize=settings.quantize)
+                        quantize=settings.quantize, max_batch_rows=settings.max_batch_rows,
+                        kv_budget_bytes=settings.kv_budget_bytes, ignore_eos=settings.ignore_eos)
 
 
 def _token_check(token: str | None) -> Callable[[Request], None]:

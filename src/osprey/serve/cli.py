@@ -17,6 +17,7 @@ from osprey.inference.cli import add_provider_flags
 from osprey.serve.settings import ServeSettings
 
 DEFAULTS = ServeSettings()
+MIB = 1024 * 1024
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +43,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="characters of question / chat text per request (413 beyond)")
     p.add_argument("--max-prompt-tokens", type=int, default=DEFAULTS.max_prompt_tokens,
                    help="tokens of the rendered prompt (413 beyond)")
+    p.add_argument("--max-batch-rows", type=int, default=DEFAULTS.max_batch_rows,
+                   help="region rows decoded together across requests (continuous batching; 1: one request "
+                   "at a time)")
+    p.add_argument("--kv-budget-mb", type=float, default=DEFAULTS.kv_budget_bytes / MIB,
+                   help="worst-case KV memory of the running requests; a request beyond it waits")
+    p.add_argument("--cache-mb", type=float, default=DEFAULTS.cache_bytes / MIB,
+                   help="LRU of encoded images and prompt-prefix K/V, keyed by image content (0: off)")
+    p.add_argument("--ignore-eos", action="store_true",
+                   help="benchmarks: every answer runs to its max tokens (fixed-length answers)")
     p.set_defaults(func=_run_serve)
 
 
@@ -50,7 +60,8 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServeSettings) if hasattr(args, f.name)}
     token = args.token_file.read_text().strip() if args.token_file is not None else args.token
     return ServeSettings(**{**given, "token": token, "sam_checkpoint": args.sam,
-                            "max_body_bytes": int(args.max_body_mb * 1024 * 1024),
+                            "max_body_bytes": int(args.max_body_mb * MIB),
+                            "kv_budget_bytes": int(args.kv_budget_mb * MIB), "cache_bytes": int(args.cache_mb * MIB),
                             "default_new_tokens": min(DEFAULTS.default_new_tokens, args.max_new_tokens)})
 
 

@@ -34,14 +34,23 @@ class ServeSettings:
     max_new_tokens: int = 1024
     default_new_tokens: int = 1024
     max_messages: int = 64
-    encode_cache: int = 4  # encoded images kept (the demo asks several times about one image)
+    # Continuous batching (docs/serving.md): the rows (one region question each) of every running
+    # request decode together, up to ``max_batch_rows`` (1: one request at a time) and a worst-case
+    # KV budget; repeated requests on one image reuse its encoding and its prompt prefix's K/V
+    # from an LRU of ``cache_bytes`` (0: off).
+    max_batch_rows: int = 16
+    kv_budget_bytes: int = 1024 * 1024 * 1024
+    cache_bytes: int = 256 * 1024 * 1024
+    ignore_eos: bool = False  # benchmarks only: every answer runs to its max_new_tokens (EOS is a token)
 
     def __post_init__(self) -> None:
         for name in ("queue_size", "max_body_bytes", "max_image_pixels", "max_regions", "max_new_tokens",
                      "default_new_tokens", "max_messages", "max_mask_pixels", "provider_pixels", "max_text_chars",
-                     "max_prompt_tokens"):
+                     "max_prompt_tokens", "max_batch_rows", "kv_budget_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: expected a positive integer")
+        if self.cache_bytes < 0:
+            raise ValueError(f"cache_bytes={self.cache_bytes}: expected >= 0 (0 turns the cache off)")
         if not self.max_aspect_ratio >= 1:
             raise ValueError(f"max_aspect_ratio={self.max_aspect_ratio}: expected >= 1")
         if self.default_new_tokens > self.max_new_tokens:

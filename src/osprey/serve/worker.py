@@ -1,10 +1,13 @@
-"""One model worker thread behind a bounded queue.
+"""Request threads behind a bounded queue.
 
-The model is not thread-safe and a CPU or one GPU runs one generation at a time anyway, so every
-job runs on a single thread, in arrival order. ``submit`` never blocks: when ``queue_size`` jobs
-already wait it raises :class:`QueueFull` (the API answers 429); after ``close`` it raises
-:class:`ShuttingDown` (503). A job can be cancelled: if it has not started it is dropped; if it
-runs, its :class:`CancelToken` is set and the job's own checks (one per generated token) stop it.
+Jobs run in arrival order on ``concurrency`` threads (the server uses one per row the scheduler
+may decode at once, so a full batch never waits for a free thread): a job decodes its regions,
+checks its prompt, then hands the model work to the one scheduler thread
+(:mod:`osprey.serve.scheduler`) and waits. ``submit`` never blocks: when ``queue_size`` jobs
+already wait for a thread it raises :class:`QueueFull` (the API answers 429); after ``close`` it
+raises :class:`ShuttingDown` (503). A job can be cancelled: if it has not started it is dropped;
+if it runs, its :class:`CancelToken` is set and the scheduler's check (one per generated token)
+stops it.
 """
 
 from __future__ import annotations
@@ -56,12 +59,17 @@ class CancelToken:
 
 
 class ModelWorker:
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, queue_size: int, concurrency: int = 1) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency={concurrency}: expected >= 1 request thread")
         self._jobs: queue.Queue = queue.Queue(maxsize=queue_size)
         self._closed = threading.Event()
-        self._busy = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="osprey-model-worker", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()
+        self._running = 0
+        self._threads = [threading.Thread(target=self._loop, name=f"osprey-request-{i}", daemon=True)
+                         for i in range(concurrency)]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def waiting(self) -> int:
@@ -69,7 +77,12 @@ class ModelWorker:
 
     @property
     def busy(self) -> bool:
-        return self._busy.is_set()
+        return self._running > 0
+
+    @property
+    def running(self) -> int:
+        """Jobs on a request thread now (decoding regions, waiting for the scheduler, streaming)."""
+        return self._running
 
     @property
     def closed(self) -> bool:
@@ -93,7 +106,9 @@ class ModelWorker:
     def _loop(self) -> None:
         while True:
             item = self._jobs.get()
-            if item is None:
+            if item is None:  # the stop mark: pass it on to the next thread
+                with contextlib.suppress(queue.Full):
+                    self._jobs.put_nowait(None)
                 return
             fn, future, token = item
             if token.cancelled:
@@ -102,16 +117,18 @@ class ModelWorker:
                 continue
             if not future.set_running_or_notify_cancel():
                 continue
-            self._busy.set()
+            with self._lock:
+                self._running += 1
             try:
                 future.set_result(fn(token))
             except BaseException as err:
                 future.set_exception(err)
             finally:
-                self._busy.clear()
+                with self._lock:
+                    self._running -= 1
 
     def close(self, timeout: float = 5.0) -> None:
-        """Refuse new jobs, cancel waiting ones, let the running one finish (up to ``timeout``)."""
+        """Refuse new jobs, cancel waiting ones, let the running ones finish (up to ``timeout`` in all)."""
         self._closed.set()
         while True:
             try:
@@ -123,4 +140,6 @@ class ModelWorker:
                 item[1].set_exception(ShuttingDown("the server shut down before this request ran"))
         with contextlib.suppress(queue.Full):  # emptied just above
             self._jobs.put_nowait(None)
-        self._thread.join(timeout)
+        end = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, end - time.monotonic()))
