@@ -539,13 +539,15 @@ def short_caption_record(scene: Scene) -> SubsetRecord:
 # counterpart of Osprey's stage-2 RefCOCO/VG/part sources: they name what the region tokens must
 # carry (category, colour, texture, size, position; a part's name, colour and object).
 
-_POSITION_PHRASES = {"center": "in the center", "left": "on the left", "right": "on the right"}
+# (Its own name: an earlier version reused _POSITION_PHRASES here, which silently replaced the
+# description phrases above, so every paragraph said "in the middle center part of the image".)
+_CAPTION_POSITIONS = {"center": "in the center", "left": "on the left", "right": "on the right"}
 
 
 def region_caption(scene: Scene, obj: SceneObject) -> str:
     """"a large cyan striped car at the top left" (the position only where it is clear)."""
     position = facts.position_answer(scene, obj)
-    where = "" if position is None else " " + _POSITION_PHRASES.get(position, f"at the {position}")
+    where = "" if position is None else " " + _CAPTION_POSITIONS.get(position, f"at the {position}")
     return short_caption(obj) + where
 
 
