@@ -228,7 +228,7 @@ def test_cli_registers_as_a_subcommand():
 
 
 def test_templates_mention_their_regions_in_order():
-    groups = [templates.SHORT_FORM, templates.PART_LEVEL, templates.CONVERSATION]
+    groups = [templates.SHORT_FORM, templates.PART_LEVEL, templates.CONVERSATION, templates.HELDOUT]
     wordings = [t for g in groups for ts in g.values() for t in ts] + list(templates.POSITIVE_NEGATIVE)
     for template in wordings:
         slots = [int(k) for k in re.findall(r"\{(\d)\}", template)]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from osprey.synthetic import facts, templates
+from osprey.synthetic.seeds import TEST_SEED_OFFSET
 from osprey.synthetic.vocabulary import CATEGORIES, confusable_categories
 from osprey.synthetic.world import Scene, SceneObject, ScenePart
 from osprey.text.prompts import SHORT_DESCRIPTION_QUESTION
@@ -115,6 +116,12 @@ class SubsetRecord:
         return [f"<region{k}>: {text}" for k, text in enumerate(self.descriptions, start=1)]
 
 
+def _wordings(scene: Scene) -> templates.Wordings:
+    """Every training wording for a training scene; the core wordings (the bundled model's training)
+    for a held-out test scene, so the standard benchmark is unchanged by new paraphrases."""
+    return templates.wordings(training=scene.seed < TEST_SEED_OFFSET)
+
+
 def _rng(scene: Scene, subset: str) -> random.Random:
     return random.Random(f"osprey-synthetic-questions:{subset}:{scene.seed}")
 
@@ -146,7 +153,7 @@ def _object_questions(scene: Scene, obj: SceneObject, rng: random.Random) -> lis
     ref = (RegionRef(obj.id),)
     meta = facts.object_meta(scene, obj)
     return [
-        _item("short_form", qtype, rng.choice(templates.SHORT_FORM[qtype]), answer, ref, meta)
+        _item("short_form", qtype, rng.choice(_wordings(scene).short_form[qtype]), answer, ref, meta)
         for qtype, answer in answers.items()
         if answer is not None
     ]
@@ -175,7 +182,7 @@ def _relation_questions(scene: Scene, rng: random.Random, limit: int) -> list[QA
                 continue
             used.add(frozenset((a.id, b.id)))
             regions = (RegionRef(a.id), RegionRef(b.id))
-            template = rng.choice(templates.SHORT_FORM[qtype])
+            template = rng.choice(_wordings(scene).short_form[qtype])
             items.append(_item("short_form", qtype, template, answer, regions, _pair_meta(scene, a, b)))
             break
     return items
@@ -304,30 +311,30 @@ def _pair_turns(
     turns = []
     t = rng.choice
     if a.colour == b.colour:
-        turns.append(("same_colour", t(templates.CONVERSATION["same_colour"]), f"Yes, both are {a.colour}."))
+        turns.append(("same_colour", t(_wordings(scene).conversation["same_colour"]), f"Yes, both are {a.colour}."))
     elif a.category != b.category:
         answer = f"No, the {a.category} is {a.colour} and the {b.category} is {b.colour}."
-        turns.append(("same_colour", t(templates.CONVERSATION["same_colour"]), answer))
+        turns.append(("same_colour", t(_wordings(scene).conversation["same_colour"]), answer))
     else:
         answer = f"No, the first one is {a.colour} and the second one is {b.colour}."
-        turns.append(("same_colour", t(templates.CONVERSATION["same_colour"]), answer))
+        turns.append(("same_colour", t(_wordings(scene).conversation["same_colour"]), answer))
     if a.category == b.category:
         answer = f"Yes, both are {templates.plural(a.category)}."
     else:
         answer = f"No, one is {templates.a_or_an(a.category)} {a.category} and the other is {templates.a_or_an(b.category)} {b.category}."
-    turns.append(("same_category", t(templates.CONVERSATION["same_category"]), answer))
+    turns.append(("same_category", t(_wordings(scene).conversation["same_category"]), answer))
     horizontal = facts.horizontal_relation(scene, a, b)
     if horizontal:
         answer = f"{_which(scene, a, b, horizontal == 'left')} is further to the left."
-        turns.append(("further_left", t(templates.CONVERSATION["further_left"]), answer))
+        turns.append(("further_left", t(_wordings(scene).conversation["further_left"]), answer))
     vertical = facts.vertical_relation(scene, a, b)
     if vertical:
         answer = f"{_which(scene, a, b, vertical == 'above')} is higher up."
-        turns.append(("higher", t(templates.CONVERSATION["higher"]), answer))
+        turns.append(("higher", t(_wordings(scene).conversation["higher"]), answer))
     larger = facts.size_relation(a, b)
     if larger:
         answer = f"{_which(scene, a, b, larger == 'larger')} looks larger."
-        turns.append(("larger", t(templates.CONVERSATION["larger"]), answer))
+        turns.append(("larger", t(_wordings(scene).conversation["larger"]), answer))
     return turns
 
 
@@ -355,24 +362,24 @@ def conversation_record(scene: Scene) -> SubsetRecord:
     turns.append(
         (
             "identify",
-            rng.choice(templates.CONVERSATION["identify_first"]),
+            rng.choice(_wordings(scene).conversation["identify_first"]),
             f"It is {templates.a_or_an(a.size)} {_short_name(a)}.",
         )
     )
     if len(chosen) > 1:
         b = chosen[1]
         answer = f"It is {templates.a_or_an(b.size)} {_short_name(b)}."
-        turns.append(("identify", rng.choice(templates.CONVERSATION["identify_next"]), answer))
+        turns.append(("identify", rng.choice(_wordings(scene).conversation["identify_next"]), answer))
         turns += _pair_turns(scene, a, b, rng)
     parts = _part_list(a)
     if parts:
-        turns.append(("parts", rng.choice(templates.CONVERSATION["parts"]), f"I can see {parts}."))
+        turns.append(("parts", rng.choice(_wordings(scene).conversation["parts"]), f"I can see {parts}."))
     if a.spec.accent_colour and a.part(a.spec.accent_part).visibility >= facts.MIN_PART_VISIBILITY:
-        template = templates.fill(rng.choice(templates.CONVERSATION["accent"]), part=a.spec.accent_part)
+        template = templates.fill(rng.choice(_wordings(scene).conversation["accent"]), part=a.spec.accent_part)
         turns.append(("accent", template, f"The {a.spec.accent_part} is {a.spec.accent_colour}."))
     if len(chosen) > 2:
         c = chosen[2]
-        template = rng.choice(templates.CONVERSATION["occlusion"])
+        template = rng.choice(_wordings(scene).conversation["occlusion"])
         if c.occluded_by:
             names = dict.fromkeys(
                 facts.noun_phrase(scene, scene.object(i)) or "another object" for i in c.occluded_by
@@ -411,7 +418,7 @@ def part_level_record(scene: Scene) -> SubsetRecord:
             meta = facts.part_meta(scene, obj, part)
             refs.append(ref[0])
             name_template = templates.fill(
-                rng.choice(templates.PART_LEVEL["part_name"]), category=obj.category
+                rng.choice(_wordings(scene).part_level["part_name"]), category=obj.category
             )
             items.append(_item("part_level", "part_name", name_template, part.name, ref, meta))
             extra = {"part_object": obj.category, "part_colour": part.colour}
@@ -420,7 +427,7 @@ def part_level_record(scene: Scene) -> SubsetRecord:
                 extra["part_texture"] = texture
             qtype = rng.choice(sorted(extra))
             items.append(
-                _item("part_level", qtype, rng.choice(templates.PART_LEVEL[qtype]), extra[qtype], ref, meta)
+                _item("part_level", qtype, rng.choice(_wordings(scene).part_level[qtype]), extra[qtype], ref, meta)
             )
     return SubsetRecord("part_level", tuple(refs), tuple(items))
 
@@ -454,7 +461,7 @@ def positive_negative_record(scene: Scene) -> SubsetRecord:
             asked, source = _negative_category(scene, obj, rng)
         meta.update(asked_category=asked, negative_source=source if not positive else None)
         template = templates.fill(
-            rng.choice(templates.POSITIVE_NEGATIVE), category=asked, article=templates.a_or_an(asked)
+            rng.choice(_wordings(scene).positive_negative), category=asked, article=templates.a_or_an(asked)
         )
         items.append(
             _item(
