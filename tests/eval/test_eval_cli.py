@@ -61,10 +61,18 @@ def test_synthetic_benchmark(tmp_path, capsys):
     result = [line for line in out.splitlines() if line.startswith("RESULT ")]
     assert len(result) == 1
     fields = dict(kv.split("=") for kv in result[0].split()[1:])
-    assert list(fields) == ["category", "colour", "part", "yesno", "relation", "cider"]
+    assert list(fields) == ["category", "colour", "part", "yesno", "relation", "cider", "describe_recall",
+                            "describe_precision", "texture", "size", "position", "heldout_wording"]
     assert "with distractors" in (tmp_path / "synthetic" / "results.md").read_text()
-    assert {json.loads(x)["type"] for x in lines} >= {"pos_neg", "part_name", "short_caption"}
+    records = [json.loads(x) for x in lines]
+    assert {r["type"] for r in records} >= {"pos_neg", "part_name", "short_caption", "description", "left_of"}
     assert metrics["zero_regions"] is False
+    described = [r for r in records if r["type"] == "description"]
+    assert described and all("recall" in r and "wrong" in r for r in described)
+    assert metrics["metrics"]["describe"]["descriptions"] == len(described)
+    heldout = [r for r in records if r["key"].split("-")[1] == "heldout"]
+    assert len(heldout) == metrics["metrics"]["heldout_wording"]["questions"] > 20
+    assert float(fields["heldout_wording"]) == pytest.approx(sum(r["correct"] for r in heldout) / len(heldout))
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="first N records (images, or questions for POPE/judge)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default outputs/eval/TASK)")
     p.add_argument("--batch-size", type=int, default=8, help="questions per batched generation")
-    add_decoding_flags(p, max_new_tokens=None, seed=False)  # default: the official 1024; 48 for synthetic
+    add_decoding_flags(p, max_new_tokens=None, seed=False)  # default: the official 1024; a task may set its own (synthetic: 96)
     p.add_argument("--seed", type=int, default=0, help="sampling seed; for `synthetic` also the test-split seed")
     p.add_argument("--zero-regions", action="store_true", help="ablation: zero every region's mask/pos features")
     p.add_argument("--sentence-model", default=None, help="sentence-transformers folder (default: all-MiniLM-L6-v2 package)")
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"NOTE: model {args.model!r} is a preset with RANDOM weights: the numbers are meaningless.",
               file=sys.stderr)
     if args.max_new_tokens is None:
-        args.max_new_tokens = 48 if args.task == "synthetic" else 1024
+        args.max_new_tokens = getattr(task, "default_max_new_tokens", 1024)  # synthetic: 96
     options = options_from_flags(args, generation_defaults(model))
     info = {"model": str(args.model), "random_init": random_init, "decoding": options.describe()["mode"],
             "decoding_options": options.describe(),

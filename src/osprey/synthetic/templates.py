@@ -34,12 +34,12 @@ __all__ = [
     "SHORT_FORM",
     "SHORT_FORM_CORE",
     "Wordings",
-    "training_templates",
-    "wordings",
     "a_or_an",
     "fill",
     "join_and",
     "plural",
+    "training_templates",
+    "wordings",
 ]
 
 SHORT_FORM_CORE: dict[str, tuple[str, ...]] = {

@@ -6,6 +6,13 @@ the official "Ther are N part regions" listing and the single-word limit; positi
 naming and descriptions: the overview prefix and the question). Scores are exact match after
 normalisation (lower-case, no punctuation, no articles), grouped as category, colour, part (part
 naming), yesno, relation, plus CIDEr of short captions; tables split by distractors and region size.
+
+Two more sets, scored apart from those groups:
+
+- *descriptions*: the detailed question for every object, each answer parsed into facts and judged
+  against the scene (:mod:`osprey.eval.description_facts`): recall, precision, per-attribute accuracy;
+- *held-out wordings*: every question type again in wordings training never uses
+  (:mod:`osprey.eval.heldout_wording`), yes/no relations in both orders; accuracy overall and by type.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from pathlib import Path
 
 from osprey.data.prompts import SHORT_ANSWER_LIMIT, region_count_sentence
 from osprey.eval.caption_metrics import caption_scores
+from osprey.eval.description_facts import ATTRIBUTES, score_description
+from osprey.eval.heldout_wording import heldout_items, is_yes_no, yes_no_answer
 from osprey.eval.runner import Answer, Request, Scores, Task, markdown_table
 from osprey.eval.text_metrics import exact_match, strip_stop
 from osprey.synthetic.questions import short_caption_record
@@ -38,18 +47,29 @@ def size_bucket(area_fraction: float) -> str:
     return next(name for limit, name in SIZE_BUCKETS if area_fraction < limit)
 
 
-def render_question(line: dict) -> str:
-    """The full first user turn for an eval line, as the training parser renders its subset."""
-    question = line["question"]
-    subset = line["subset"]
+def render_turn(subset: str, question: str, regions: int) -> str:
+    """The full first user turn of a question of ``subset`` about ``regions`` regions, as the training
+    parser renders that subset."""
     if subset in ("short_form", "part_level"):
-        tags = [f"<region{k}>" for k in range(1, len(line["annotation"]) + 1)]
+        tags = [f"<region{k}>" for k in range(1, regions + 1)]
         return OVERVIEW + region_count_sentence(tags) + question.replace("<", "").replace(">", "") + SHORT_ANSWER_LIMIT
     return OVERVIEW + question
 
 
+def render_question(line: dict) -> str:
+    """The full first user turn for an eval line, as the training parser renders its subset."""
+    return render_turn(line["subset"], line["question"], len(line["annotation"]))
+
+
+def _ratio(hits: int, total: int) -> float:
+    return hits / total if total else float("nan")
+
+
 class SyntheticBenchmark(Task):
     name = "synthetic"
+    # Generation cap: the short answers stop at a few tokens; the world's detailed paragraphs take
+    # 50 tokens on average and at most 73 (SmolLM2 tokenizer, 468 paragraphs of 100 test scenes).
+    default_max_new_tokens = 96
 
     def __init__(self, out_dir: Path, *, seed: int = 0, images: int = 20, config: WorldConfig | None = None) -> None:
         self.data_dir = Path(out_dir) / "data"
@@ -64,7 +84,8 @@ class SyntheticBenchmark(Task):
                 key=line["question_id"], image=self.data_dir / "images" / line["file_name"],
                 size=(line["height"], line["width"]), prompt=render_question(line),
                 regions=tuple(a["segmentation"] for a in line["annotation"]),
-                meta={"type": line["type"], "answer": line["answer"], **line["metadata"]},
+                meta={"type": line["type"], "answer": line["answer"], "image_id": line["image_id"],
+                      **line["metadata"]},
             ))  # fmt: skip
         for seed in self.seeds:
             scene = generate_scene(seed, self.config)
@@ -75,14 +96,69 @@ class SyntheticBenchmark(Task):
                     regions=(item.regions[0].mask(scene),), meta={"type": "short_caption", "answer": item.answer,
                                                                   **item.meta},
                 ))  # fmt: skip
+            for k, item in enumerate(heldout_items(scene)):
+                out.append(Request(
+                    key=f"{seed}-heldout-{k}", image=self.data_dir / "images" / image_file_name(seed),
+                    size=(scene.height, scene.width), prompt=render_turn(item.subset, item.question(), len(item.regions)),
+                    regions=tuple(r.mask(scene) for r in item.regions),
+                    meta={"type": item.qtype, "answer": item.answer, "image_id": seed, **item.meta},
+                ))  # fmt: skip
         return out
+
+    def _descriptions(self, answers: list[Answer], per: dict) -> dict:
+        """Recall and precision of the facts the detailed answers state (micro-averaged), and per
+        attribute the share of objects whose answer states it correctly."""
+        totals = {"reference": 0, "recalled": 0, "stated": 0, "correct": 0, "unsettled": 0, "unparsed": 0}
+        attributes = dict.fromkeys(ATTRIBUTES, 0)
+        parts = [0, 0]
+        scenes: dict = {}
+        for a in answers:
+            meta = a.request.meta
+            scene = scenes.get(meta["image_id"]) or scenes.setdefault(meta["image_id"],
+                                                                      generate_scene(meta["image_id"], self.config))
+            score = score_description(scene, scene.object(meta["object_id"]), a.text)
+            for key in totals:
+                totals[key] += getattr(score, key)
+            for kind, ok in score.attributes.items():
+                attributes[kind] += ok
+            parts[0] += score.parts[0]
+            parts[1] += score.parts[1]
+            per[a.request.key].update(recall=score.recall, precision=score.precision, unparsed=score.unparsed,
+                                      wrong=[f"{f.kind}={f.value}" for f, v in score.verdicts if v is False])
+        n = len(answers)
+        return {"recall": _ratio(totals["recalled"], totals["reference"]),
+                "precision": _ratio(totals["correct"], totals["stated"]),
+                **{kind: _ratio(hits, n) for kind, hits in attributes.items()},
+                "parts": _ratio(*parts), "descriptions": n, **totals}
+
+    @staticmethod
+    def _heldout(answers: list[Answer], per: dict) -> dict:
+        """Accuracy on the held-out wordings: yes/no from the answer's first word, else exact match;
+        ``pair_consistency``: relation pairs answered right in both orders."""
+        by_type: dict[str, list[bool]] = {}
+        pairs: dict[tuple, list[bool]] = {}
+        for a in answers:
+            meta = a.request.meta
+            if is_yes_no(meta["type"]):
+                correct = yes_no_answer(a.text) == meta["answer"].lower()
+            else:
+                correct = exact_match(a.text, meta["answer"])
+            per[a.request.key].update(correct=correct)
+            by_type.setdefault(meta["type"], []).append(correct)
+            if "pair" in meta:
+                pairs.setdefault((meta["image_id"], meta["type"], *meta["pair"]), []).append(correct)
+        hits = [c for cs in by_type.values() for c in cs]
+        return {"accuracy": _ratio(sum(hits), len(hits)), "questions": len(hits),
+                "by_type": {t: _ratio(sum(cs), len(cs)) for t, cs in sorted(by_type.items())},
+                "counts": {t: len(cs) for t, cs in sorted(by_type.items())}, "pairs": len(pairs),
+                "pair_consistency": _ratio(sum(all(cs) for cs in pairs.values()), len(pairs))}
 
     def score(self, answers: list[Answer]) -> Scores:
         per, rows = {}, []
         for a in answers:
             meta = a.request.meta
-            if meta["type"] in ("short_caption", "description"):  # free text: captions get CIDEr below
-                per[a.request.key] = {"type": meta["type"], "gold": meta["answer"]}
+            if meta["type"] in ("short_caption", "description") or meta.get("heldout_wording"):
+                per[a.request.key] = {"type": meta["type"], "gold": meta["answer"]}  # scored below
                 continue
             correct = exact_match(a.text, meta["answer"])
             per[a.request.key] = {"type": meta["type"], "gold": meta["answer"], "correct": correct}
@@ -102,6 +178,8 @@ class SyntheticBenchmark(Task):
         groups = {g: accuracy(lambda r, types=types: r[0] in types) for g, types in GROUPS.items()}
         metrics: dict = {g: v[0] for g, v in groups.items()}
         metrics["cider"] = cider
+        metrics["describe"] = self._descriptions([a for a in answers if a.request.meta["type"] == "description"], per)
+        metrics["heldout_wording"] = self._heldout([a for a in answers if a.request.meta.get("heldout_wording")], per)
         metrics["counts"] = {g: v[1] for g, v in groups.items()}
         metrics["yesno_positive"] = accuracy(lambda r: r[0] == "pos_neg" and r[4] == "yes")[0]
         metrics["yesno_negative"] = accuracy(lambda r: r[0] == "pos_neg" and r[4] == "no")[0]
@@ -116,5 +194,25 @@ class SyntheticBenchmark(Task):
         table = markdown_table(header, [[r[0], *(x * 100 if isinstance(x, float) else x for x in r[1:])]
                                         for r in table_rows])
         table += f"\n\n(exact match, %; short-caption CIDEr {cider:.3f} on {len(captions)} regions)"
-        result = "RESULT " + " ".join(f"{k}={metrics[k]:.4f}" for k in (*GROUPS, "cider"))
+        table += "\n\n" + _extra_tables(metrics["describe"], metrics["heldout_wording"])
+        d = metrics["describe"]
+        extra = {"describe_recall": d["recall"], "describe_precision": d["precision"], "texture": d["texture"],
+                 "size": d["size"], "position": d["position"], "heldout_wording": metrics["heldout_wording"]["accuracy"]}
+        result = "RESULT " + " ".join(f"{k}={v:.4f}" for k, v in
+                                      [*((k, metrics[k]) for k in (*GROUPS, "cider")), *extra.items()])
         return Scores(metrics, table, per, result_line=result)
+
+
+def _extra_tables(describe: dict, heldout: dict) -> str:
+    """The description and held-out-wording tables (%)."""
+    pct = [describe[k] * 100 for k in ("recall", "precision", *ATTRIBUTES, "parts")]
+    table = markdown_table(["descriptions", "recall", "precision", *ATTRIBUTES, "parts"],
+                           [[str(describe["descriptions"]), *pct]])
+    table += (f"\n\n(facts of the detailed answers judged against the scene, %: {describe['recalled']} of "
+              f"{describe['reference']} reference facts stated, {describe['correct']} of {describe['stated']} "
+              f"stated facts true, {describe['unsettled']} unsettled, {describe['unparsed']} sentences unparsed)\n\n")
+    rows = [["all", heldout["questions"], heldout["accuracy"] * 100]]
+    rows += [[t, heldout["counts"][t], v * 100] for t, v in heldout["by_type"].items()]
+    rows.append(["relation pairs right both ways", heldout["pairs"], heldout["pair_consistency"] * 100])
+    table += markdown_table(["held-out wording", "questions", "accuracy"], rows)
+    return table + "\n\n(accuracy, %, on wordings training never uses; yes/no relations asked in both orders)"
