@@ -125,7 +125,7 @@ def _load(args: argparse.Namespace) -> Loaded:
     from osprey.inference.predictor import RANDOM_WEIGHTS_NOTE, RegionPredictor
     from osprey.inference.providers import ProviderError, build_provider
     from osprey.inference.regions import RegionError, to_masks
-    from osprey.model.loading import default_model_spec, load_model, resolve_device
+    from osprey.model.loading import BUNDLED_NOTE, default_model_spec, is_bundled, load_model, resolve_device
 
     path, rle = args.image, args.rle
     if path is None:
@@ -153,6 +153,8 @@ def _load(args: argparse.Namespace) -> Loaded:
         raise SystemExit(str(err)) from None
     if random_init:
         print(f"NOTE: {RANDOM_WEIGHTS_NOTE.format(spec=str(spec))}", file=sys.stderr)
+    elif is_bundled(spec):
+        print(f"NOTE: {BUNDLED_NOTE}", file=sys.stderr)
     predictor = RegionPredictor(model, tokenizer, max_regions=max(args.max_regions, 1))
     try:
         masks = to_masks(specs, image.height, image.width, provider=provider, image=image,
@@ -197,7 +199,7 @@ def _add_describe(sub: argparse._SubParsersAction) -> None:
 def _run_describe(args: argparse.Namespace) -> int:
     from osprey.masks import mask_record
     from osprey.model.generation import options_from_flags
-    from osprey.model.loading import generation_defaults
+    from osprey.model.loading import default_model_spec, generation_defaults, model_label
     from osprey.overlay import save_overlay
 
     start = time.perf_counter()
@@ -215,7 +217,8 @@ def _run_describe(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     save_overlay(run.image, list(run.masks), args.out / "overlay.png")
     regions = [{**mask_record(i, m), "answer": a} for i, (m, a) in enumerate(zip(run.masks, answers, strict=True))]
-    record = {"image": str(run.image_path), "model": str(args.model), "random_init": run.random_init,
+    record = {"image": str(run.image_path), "model": model_label(args.model or default_model_spec()),
+              "random_init": run.random_init,
               "question": question, "provider": run.provider.name, "device": str(run.predictor.device),
               "dtype": run.dtype, "decoding": options.describe(), "demo_style": run.style.name, "regions": regions}
     (args.out / "answers.json").write_text(json.dumps(record, indent=2, ensure_ascii=False))

@@ -33,6 +33,28 @@ def default_model_spec() -> str:
     return "bundled" if bundled_available() else "tiny"
 
 
+# Said once wherever the bundled model answers (CLI, API, web demo): what it knows and what else to load.
+BUNDLED_NOTE = ("the bundled osprey-small knows only the synthetic world it was trained on (docs/osprey-small.md); "
+                "for real images load Osprey-7B: --model /path/to/Osprey-7b")
+
+
+def is_bundled(spec: str | Path | None) -> bool:
+    """Whether ``spec`` names the bundled osprey-small (``"bundled"`` or its folder)."""
+    if spec is None:
+        return False
+    return str(spec) == "bundled" or Path(spec).resolve() == BUNDLED
+
+
+def model_label(spec: str | Path) -> str:
+    """How records name the model that answered: ``"bundled (osprey-small, FOLDER)"``, ``"tiny (preset,
+    random weights)"``, or a checkpoint folder's absolute path."""
+    if is_bundled(spec):
+        return f"bundled (osprey-small, {BUNDLED})"
+    if isinstance(spec, str) and spec in PRESETS:
+        return f"{spec} (preset, random weights)"
+    return str(Path(spec).resolve())
+
+
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` (or None): the first CUDA GPU when there is one, else the CPU; otherwise a torch
     device string such as ``cpu``, ``cuda`` or ``cuda:1``, checked to exist here."""
