@@ -79,7 +79,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         app = create_app(settings)
     except (ValueError, ProviderError) as err:
         raise SystemExit(f"serve: {err}") from None
-    if app.state.service.random_init:
+    if app.state.service.note:
         print(f"NOTE: {app.state.service.note}", file=sys.stderr)
     print(f"serving on http://{args.host}:{args.port}" + (" (demo at /)" if args.ui else ""), file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

@@ -26,6 +26,7 @@ from osprey.inference.predictor import RANDOM_WEIGHTS_NOTE, Answer, RegionPredic
 from osprey.inference.providers import MaskProvider, build_provider
 from osprey.inference.streaming import TextStream
 from osprey.model.generation import DecodingOptions
+from osprey.model.loading import BUNDLED_NOTE, is_bundled
 from osprey.serve.decoding import shrink
 from osprey.serve.http import BadRequest
 from osprey.serve.scheduler import END, Request, Scheduler
@@ -63,7 +64,10 @@ class RegionService:
 
     @property
     def note(self) -> str | None:
-        return RANDOM_WEIGHTS_NOTE.format(spec=self.model_name) if self.random_init else None
+        """A warning for random weights; for the bundled model, what it knows and what else to load."""
+        if self.random_init:
+            return RANDOM_WEIGHTS_NOTE.format(spec=self.model_name)
+        return BUNDLED_NOTE if is_bundled(self.model_name) else None
 
     def stats(self) -> dict:
         """The batch and the cache, for ``/healthz``."""
