@@ -60,7 +60,7 @@ def test_demo_click_box_describe_chat(tiny_service, tmp_path: Path) -> None:
             page.get_by_test_id("describe").click()
             page.wait_for_function("document.getElementById('status').textContent.startsWith('described 2')")
             answers = page.locator("[data-testid=answer]").all_inner_texts()
-            assert len(answers) == 2 and all(a.startswith("— ") and len(a) > 2 for a in answers)
+            assert len(answers) == 2 and all(a.strip() for a in answers)
             # chat, streamed
             page.get_by_test_id("question").fill("What is <region1> next to <region2>?")
             page.get_by_test_id("send").click()

@@ -21,8 +21,9 @@ body{font-family:system-ui,sans-serif;margin:1rem;max-width:1100px}
 #note{background:#fff3cd;border:1px solid #e0c36a;padding:.5rem;margin-bottom:.5rem}
 #note:empty{display:none}
 .row{display:flex;gap:1rem;flex-wrap:wrap;align-items:flex-start}
-canvas{border:1px solid #999;cursor:crosshair;max-width:640px}
-#regions li{margin:.2rem 0}
+canvas{border:1px solid #999;cursor:crosshair;max-width:640px;image-rendering:pixelated}
+#regions li{margin:.3rem 0}
+#regions .answer{display:block;white-space:pre-wrap;overflow-wrap:anywhere;margin:.15rem 0 .15rem 1.3em}
 .swatch{display:inline-block;width:1em;height:1em;vertical-align:middle;margin-right:.3em}
 #chatlog{border:1px solid #ccc;min-height:4rem;padding:.4rem;white-space:pre-wrap;max-width:640px}
 #status{color:#555}
@@ -62,6 +63,8 @@ canvas{border:1px solid #999;cursor:crosshair;max-width:640px}
 "use strict";
 const COLORS=__PALETTE__;
 const state={image:null,dataUrl:null,w:0,h:0,regions:[],candidates:null,history:[]};
+const MIN_DISPLAY=512;  // small images (the 256 px bundled scene) are drawn scaled up by a whole factor
+function displayScale(w,h){return Math.max(1,Math.floor(MIN_DISPLAY/Math.max(w,h)));}
 const $=id=>document.getElementById(id);
 const canvas=$("canvas"),ctx=canvas.getContext("2d");
 function status(msg,err){$("status").textContent=msg;$("status").className=err?"err":"";}
@@ -91,12 +94,16 @@ function listRegions(){
   const ol=$("regions");ol.innerHTML="";
   state.regions.forEach((m,k)=>{const li=document.createElement("li");li.dataset.testid="region";
     const c=COLORS[k%COLORS.length];li.innerHTML=`<span class="swatch" style="background:rgb(${c})"></span>`+
-    `&lt;region${k+1}&gt; (${m.area} px) <span class="answer" data-testid="answer"></span>`;
+    `&lt;region${k+1}&gt; <small>(${m.area} px)</small> `;
+    const a=document.createElement("span");a.className="answer";a.dataset.testid="answer";a.textContent=m.answer||"";
+    li.appendChild(a);  // the whole answer, wrapped under its swatch (textContent: never parsed as HTML)
     const x=document.createElement("button");x.textContent="remove";x.onclick=()=>{state.regions.splice(k,1);listRegions();draw();};
     li.appendChild(x);ol.appendChild(li);});}
 function addMask(rec){state.regions.push({rle:rec.rle,bits:decodeRle(rec.rle),area:rec.area,box:rec.box});state.history=[];listRegions();draw();}
 function loadImage(dataUrl){return new Promise(res=>{const im=new Image();im.onload=()=>{state.image=im;state.dataUrl=dataUrl;
-  state.w=im.naturalWidth;state.h=im.naturalHeight;canvas.width=state.w;canvas.height=state.h;state.regions=[];state.candidates=null;
+  state.w=im.naturalWidth;state.h=im.naturalHeight;canvas.width=state.w;canvas.height=state.h;
+  // display size only: the canvas keeps the image's pixels and pos() maps clicks back through clientWidth
+  canvas.style.width=(state.w*displayScale(state.w,state.h))+"px";state.regions=[];state.candidates=null;
   state.history=[];$("chatlog").textContent="";listRegions();draw();res();};im.src=dataUrl;});}
 function tool(){return document.querySelector("input[name=tool]:checked").value;}
 function pos(e){const r=canvas.getBoundingClientRect();  // image pixels; the content box excludes the border
@@ -124,7 +131,7 @@ $("describe").onclick=async()=>{
   if(!state.regions.length){status("add a region first",true);return;}
   const mode=document.querySelector("input[name=mode]:checked").value;status("describing…");
   try{const r=await post("/v1/describe",{image:state.dataUrl,mode,regions:state.regions.map(m=>m.rle)});
-    document.querySelectorAll("#regions .answer").forEach((el,k)=>{el.textContent="— "+r.regions[k].answer;});
+    r.regions.forEach((reg,k)=>{if(state.regions[k])state.regions[k].answer=reg.answer;});listRegions();
     status(`described ${r.regions.length} region(s) in ${r.seconds} s`+(r.random_init?" (random weights: noise)":""));
   }catch(err){status(err.message,true);}};
 $("chatform").onsubmit=async e=>{
