@@ -61,6 +61,11 @@ def render_question(line: dict) -> str:
     return render_turn(line["subset"], line["question"], len(line["annotation"]))
 
 
+def _or_none(value: float) -> float | None:
+    """NaN (nothing to divide) as None, so predictions.jsonl stays strict JSON."""
+    return None if value != value else value
+
+
 def _ratio(hits: int, total: int) -> float:
     return hits / total if total else float("nan")
 
@@ -123,7 +128,8 @@ class SyntheticBenchmark(Task):
                 attributes[kind] += ok
             parts[0] += score.parts[0]
             parts[1] += score.parts[1]
-            per[a.request.key].update(recall=score.recall, precision=score.precision, unparsed=score.unparsed,
+            per[a.request.key].update(recall=_or_none(score.recall), precision=_or_none(score.precision),
+                                      unparsed=score.unparsed,
                                       wrong=[f"{f.kind}={f.value}" for f, v in score.verdicts if v is False])
         n = len(answers)
         return {"recall": _ratio(totals["recalled"], totals["reference"]),
