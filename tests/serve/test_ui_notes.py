@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 from osprey.cli import main
 from osprey.model.loading import BUNDLED, BUNDLED_NOTE, is_bundled, model_label
@@ -10,14 +11,17 @@ from osprey.serve.service import RegionService
 from osprey.serve.ui import page
 
 
-def test_the_bundled_model_notes_its_limits_once_and_how_to_load_osprey_7b():
+def _note(model_name: str, random_init: bool) -> str | None:
+    """``RegionService.note`` for a service of that model (the property reads only these two fields)."""
+    return RegionService.note.fget(SimpleNamespace(model_name=model_name, random_init=random_init))
+
+
+def test_the_bundled_model_notes_its_limits_once_and_how_to_load_osprey_7b(tiny_service):
     assert "synthetic world" in BUNDLED_NOTE and "--model /path/to/Osprey-7b" in BUNDLED_NOTE
-    service = RegionService(predictor=None, provider=None, model_name="bundled", random_init=False)  # (note only)
-    assert service.note == BUNDLED_NOTE
-    assert RegionService(None, None, str(BUNDLED), False).note == BUNDLED_NOTE
-    assert RegionService(None, None, "/some/Osprey-7b", False).note is None
-    assert "RANDOM" in RegionService(None, None, "tiny", True).note
-    assert page(note=service.note).count("synthetic world") == 1
+    assert _note("bundled", False) == BUNDLED_NOTE == _note(str(BUNDLED), False)
+    assert _note("/some/Osprey-7b", False) is None
+    assert "RANDOM" in tiny_service.note and tiny_service.note == _note("tiny", True)
+    assert page(note=_note("bundled", False)).count("synthetic world") == 1
 
 
 def test_model_label_names_what_answered():
