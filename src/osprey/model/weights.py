@@ -29,6 +29,7 @@ from osprey.config import (
     ProjectorConfig,
     VisionConfig,
 )
+from osprey.model import merged_cache
 from osprey.model.generation import OFFICIAL_TEMPERATURE, sampling_values
 from osprey.model.language_model import build_language_model, tokenizer_for
 from osprey.model.osprey import OspreyModel
@@ -449,6 +450,12 @@ def _apply_adapters(model, folder: Path, *, merge: bool = True) -> None:
     ``merge=False`` leaves the LLM wrapped as a peft model with the adapters loaded."""
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
+    key = None
+    if merge and merged_cache.worth_caching(model.language_model):
+        key = merged_cache.merged_key(model.language_model, folder / ADAPTER_WEIGHTS, folder / "adapter_config.json")
+        if merged_cache.load_merged(model.language_model, key):
+            model.language_model_modified = True
+            return
     config = LoraConfig.from_pretrained(str(folder))
     wrapped = get_peft_model(model.language_model, config)
     adapter = load_file(str(folder / ADAPTER_WEIGHTS))
@@ -462,6 +469,8 @@ def _apply_adapters(model, folder: Path, *, merge: bool = True) -> None:
     model.language_model = wrapped.merge_and_unload()
     # The LLM now differs from its source: whoever saves this model must save the LLM too.
     model.language_model_modified = True
+    if key is not None:
+        merged_cache.store_merged(model.language_model, key)
 
 
 def from_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, clip_weights: str | Path | None = None,
