@@ -138,6 +138,6 @@ def test_the_web_demo_sends_the_style_and_shows_the_same_answer(app, scene, tmp_
                 page.evaluate("() => { document.getElementById('status').textContent = ''; }")
                 page.get_by_test_id("describe").click()
                 page.wait_for_function("document.getElementById('status').textContent.startsWith('described 1')")
-                assert page.locator("[data-testid=answer]").all_inner_texts() == ["— " + answer], style
+                assert page.locator("[data-testid=answer]").all_inner_texts() == [answer], style
         finally:
             browser.close()
