@@ -13,27 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import osprey  # (torchvision shim first; also locates the bundled assets)
 from osprey.inference.predictor import EncodedImage, RegionPredictor
 from osprey.inference.regions import to_masks
-from osprey.model.loading import load_model
+from tiny_models import scrambled_tiny
 
 EXAMPLES = Path(osprey.__file__).parent / "assets" / "examples"
 
 
 @pytest.fixture(scope="session")
 def predictor() -> RegionPredictor:
-    model, tokenizer, _ = load_model("tiny", seed=0)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, param in model.language_model.named_parameters():
-            if "norm" not in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.2)
-        model.mask_extractor.feat_linear.weight.mul_(10)
-        model.mask_extractor.mask_linear.layers[-1].weight.mul_(10)
-    return RegionPredictor(model, tokenizer)
+    return RegionPredictor(*scrambled_tiny(1))
 
 
 @pytest.fixture(scope="session")

@@ -6,18 +6,12 @@ import pytest
 import torch
 
 from osprey.model.continuous import RunningBatch, prefill
-from osprey.model.loading import load_model
+from tiny_models import scrambled_tiny
 
 
 @pytest.fixture(scope="module")
 def model():
-    network, _, _ = load_model("tiny", seed=0)
-    generator = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        for name, param in network.language_model.named_parameters():
-            if "norm" not in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.2)
-    return network
+    return scrambled_tiny(3, sharpen_regions=False)[0]
 
 
 def group(model, seed: int, rows: int, prefix: int = 6):

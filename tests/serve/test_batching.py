@@ -12,7 +12,6 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from osprey.inference.batch import Query
@@ -20,23 +19,15 @@ from osprey.inference.cache import EncodingCache, image_key
 from osprey.inference.predictor import RegionPredictor
 from osprey.inference.regions import RegionError
 from osprey.model.generation import DecodingOptions
-from osprey.model.loading import load_model
 from osprey.serve.scheduler import END, Request, Scheduler
+from tiny_models import scrambled_tiny
 
 GREEDY = DecodingOptions(max_new_tokens=12, stop_at_eos=False)
 
 
 @pytest.fixture(scope="module")
 def predictor() -> RegionPredictor:
-    model, tokenizer, _ = load_model("tiny", seed=0)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, param in model.language_model.named_parameters():
-            if "norm" not in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.2)
-        model.mask_extractor.feat_linear.weight.mul_(10)
-        model.mask_extractor.mask_linear.layers[-1].weight.mul_(10)
-    return RegionPredictor(model, tokenizer)
+    return RegionPredictor(*scrambled_tiny(1))
 
 
 def picture(seed: int) -> Image.Image:

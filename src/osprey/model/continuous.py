@@ -20,42 +20,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from transformers.cache_utils import Cache, DynamicLayer
+from transformers.cache_utils import Cache
 
-from osprey.model.generation import PREFILL_CHUNK
+from osprey.model.generation import PREFILL_CHUNK, PackedLayer
 
 DEAD = torch.iinfo(torch.long).min  # the code of a key no query sees any more
 
 
-class _Layer(DynamicLayer):
-    """One layer's keys/values, preallocated (1, H, capacity, d) and written in place."""
+class _Layer(PackedLayer):
+    """One layer's keys/values, preallocated (1, H, capacity, d) and written in place, which can also
+    drop tokens (:meth:`resize` with ``keep``) when finished requests leave."""
 
     def __init__(self, capacity: int) -> None:
-        super().__init__()
-        self.capacity = max(capacity, 1)
-        self.length = 0
-
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        self.device = key_states.device
-        self._keys = key_states.new_empty((1, key_states.shape[1], self.capacity, key_states.shape[-1]))
-        self._values = value_states.new_empty((1, value_states.shape[1], self.capacity, value_states.shape[-1]))
-        self.is_initialized = True
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        self.append(key_states, value_states)
-        return self.keys, self.values
+        super().__init__(max(capacity, 1))
 
     def append(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        end = self.length + key_states.shape[2]
-        if end > self.capacity:
-            self.resize(max(end, 2 * self.capacity))
-        self._keys[:, :, self.length:end] = key_states
-        self._values[:, :, self.length:end] = value_states
-        self.length = end
-        self.keys, self.values = self._keys[:, :, :end], self._values[:, :, :end]
+        self.update(key_states, value_states)
 
     def resize(self, capacity: int, keep: torch.Tensor | None = None) -> None:
         """Reallocate to ``capacity``; ``keep`` (indices) selects the tokens that stay, in order."""
@@ -70,9 +50,6 @@ class _Layer(DynamicLayer):
             setattr(self, name, new)
         self.length = self.length if keep is None else int(keep.numel())
         self.keys, self.values = self._keys[:, :, :self.length], self._values[:, :, :self.length]
-
-    def get_seq_length(self) -> int:
-        return self.length
 
 
 def _cache(layers: int, capacity: int) -> Cache:

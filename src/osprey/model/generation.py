@@ -147,7 +147,7 @@ def pick_tokens(logits: torch.Tensor, options: DecodingOptions, generator: torch
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
-class _PackedLayer(DynamicLayer):
+class PackedLayer(DynamicLayer):
     """One layer's keys/values of every row, packed into one preallocated sequence (batch 1).
 
     Prefill writes a (1, H, T, d) block; a decoding step writes its (1, H, A, d) new keys (one per
@@ -234,7 +234,7 @@ class _Packed:
         self.batch = batch
         self.next_position = (self.position[-batch:] + 1)  # (B,)
         total = self.embeds.shape[1]
-        self.cache = Cache(layer_class_to_replicate=partial(_PackedLayer, total + batch * capacity_steps))
+        self.cache = Cache(layer_class_to_replicate=partial(PackedLayer, total + batch * capacity_steps))
 
     def prefill_mask(self, start: int = 0, stop: int | None = None, *, explicit: bool = False) -> torch.Tensor | None:
         """(1, 1, stop - start, stop) bool: what packed tokens ``start:stop`` see among the first
