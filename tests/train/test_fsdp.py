@@ -66,7 +66,7 @@ def _finish(proc: subprocess.Popen) -> str:
     return log
 
 
-def _assert_same_run(one: Path, two: Path) -> None:
+def _assert_same_run(one: Path, two: Path, weight_atol: float = 1e-5) -> None:
     """Loss at every step within 1e-5, same tokens; checkpoints and final/ equal (float summation order)."""
     a, b = read_metrics(one / "metrics.jsonl"), read_metrics(two / "metrics.jsonl")
     assert [r["step"] for r in a] == [r["step"] for r in b]
@@ -78,7 +78,7 @@ def _assert_same_run(one: Path, two: Path) -> None:
     assert w1.keys() == w2.keys() and w1
     for k in w1:  # the gathered full tensors, not rank 0's shard
         assert w1[k].shape == w2[k].shape, k
-        torch.testing.assert_close(w1[k], w2[k], atol=1e-5, rtol=0)
+        torch.testing.assert_close(w1[k], w2[k], atol=weight_atol, rtol=0)
     o1, o2 = torch.load(last / "optimizer.pt"), torch.load(other / "optimizer.pt")
     assert o1["state"].keys() == o2["state"].keys() == w1.keys()  # keyed by parameter name, every one
     for k in o1["state"]:
@@ -87,8 +87,9 @@ def _assert_same_run(one: Path, two: Path) -> None:
     assert len(rng["ranks"]) == 2  # every rank's RNG state
     m1, m2 = from_pretrained(one / "final").state_dict(), from_pretrained(two / "final").state_dict()
     assert m1.keys() == m2.keys()
-    for k in m1:
-        torch.testing.assert_close(m1[k], m2[k], atol=1e-5, rtol=0)
+    for k in m1:  # a bf16 tensor (the merged frozen base) may differ by its rounding: one bf16 step (2**-7)
+        rtol = 2.0**-7 if m1[k].dtype == torch.bfloat16 else 0.0
+        torch.testing.assert_close(m1[k], m2[k], atol=weight_atol, rtol=rtol)
 
 
 @pytest.fixture
@@ -151,7 +152,12 @@ def test_fsdp_lora_two_processes_match_one(world, tmp_path):
     one = _one_process(cfg, tmp_path, "one")
     _finish(_two_processes(cfg, tmp_path, "two", 29541))
     _finish(one)
-    _assert_same_run(tmp_path / "one", tmp_path / "two")
+    # Losses within 1e-5 as in float32; the weights less tightly: the frozen base's bf16 matmuls round
+    # differently for one batch-4 pass and two batch-2 passes, and AdamW divides each gradient
+    # component by its own running RMS, so that rounding in a component whose gradient is near zero
+    # becomes an update difference of up to a fraction of lr (1e-3) per step (seen: 1.5e-5 and 7e-5
+    # on 1 of 256 elements in two runs); 3e-4 is a tenth of 3 steps' full-size updates.
+    _assert_same_run(tmp_path / "one", tmp_path / "two", weight_atol=3e-4)
 
 
 @pytest.mark.slow
