@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from transformers.cache_utils import Cache
 
-from osprey.model.generation import PREFILL_CHUNK, PackedLayer
+from osprey.model.generation import PREFILL_CHUNK, PackedLayer, pack_rows
 
 DEAD = torch.iinfo(torch.long).min  # the code of a key no query sees any more
 
@@ -105,20 +105,8 @@ def prefill(model, embeds: torch.Tensor, attention_mask: torch.Tensor, prefix_em
         prefix_kv = PrefixKV(tuple(layer.keys.clone() for layer in cache.layers),
                              tuple(layer.values.clone() for layer in cache.layers))
     prefix = 0 if prefix_kv is None else prefix_kv.length
-    real = attention_mask.bool()
-    counts = real.sum(1).tolist()
-    # Order as in generation._Packed: every row's continuation but its last token, then the rows'
-    # last tokens, so the final ``batch`` positions give every row's next-token logits.
-    pieces, lasts, code, position = [], [], [], []
-    for row in range(batch):
-        tokens = embeds[row][real[row]]
-        pieces.append(tokens[:-1])
-        lasts.append(tokens[-1:])
-        code.append(torch.full((counts[row] - 1,), row, dtype=torch.long))
-        position.append(torch.arange(prefix, prefix + counts[row] - 1))
-    packed = torch.cat(pieces + lasts)[None]  # (1, T, D)
-    code = torch.cat([*code, torch.arange(batch)]).to(device)
-    position = torch.cat([*position, torch.tensor(counts) + prefix - 1]).to(device)
+    packed, code, position = pack_rows(embeds, attention_mask, prefix)
+    packed, code, position = packed[None], code.to(device), position.to(device)  # (1, T, D)
     total = packed.shape[1]
     cache = _cache(_layers(model), prefix + total)
     if prefix_kv is not None:

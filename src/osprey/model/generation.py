@@ -194,6 +194,26 @@ class PackedLayer(DynamicLayer):
         return self.length
 
 
+def pack_rows(inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, prefix: int = 0
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left-padded rows (B, S, D) as one packed run (T, D) without their padding: every row's
+    continuation but its last token, then the rows' last tokens, so the final B positions give every
+    row's next-token logits. Also each token's owner row (T,) and its RoPE position (T,) in its own
+    unpadded row after a shared prefix of ``prefix`` tokens."""
+    batch = inputs_embeds.shape[0]
+    real = attention_mask.bool()
+    counts = real.sum(1).tolist()
+    pieces, lasts, owner, position = [], [], [], []
+    for row in range(batch):
+        tokens = inputs_embeds[row][real[row]]
+        pieces.append(tokens[:-1])
+        lasts.append(tokens[-1:])
+        owner.append(torch.full((counts[row] - 1,), row, dtype=torch.long))
+        position.append(torch.arange(prefix, prefix + counts[row] - 1))
+    return (torch.cat(pieces + lasts), torch.cat([*owner, torch.arange(batch)]),
+            torch.cat([*position, torch.tensor(counts) + prefix - 1]))
+
+
 class _Packed:
     """Every row's prompt and answer in one batch-1 sequence: the shared prefix once, then each
     row's continuation (its padding dropped), then the tokens each decoding step adds.
@@ -208,29 +228,15 @@ class _Packed:
                  prefix_embeds: torch.Tensor | None, capacity_steps: int) -> None:
         batch = inputs_embeds.shape[0]
         device = inputs_embeds.device
-        real = attention_mask.bool()
-        counts = real.sum(1).tolist()
         prefix = 0 if prefix_embeds is None else prefix_embeds.shape[1]
-        # Order: prefix, every row's continuation but its last token, then the rows' last tokens:
-        # the final ``batch`` positions then give every row's next-token logits (logits_to_keep).
-        pieces, owner, position = [], [], []
-        if prefix_embeds is not None:
-            pieces.append(prefix_embeds[0])
-            owner.append(torch.full((prefix,), -1, dtype=torch.long))
-            position.append(torch.arange(prefix))
-        lasts = []
-        for row in range(batch):
-            tokens = inputs_embeds[row][real[row]]
-            pieces.append(tokens[:-1])
-            lasts.append(tokens[-1:])
-            owner.append(torch.full((counts[row] - 1,), row, dtype=torch.long))
-            position.append(torch.arange(prefix, prefix + counts[row] - 1))
-        pieces += lasts
-        owner.append(torch.arange(batch))
-        position.append(torch.tensor(counts) + prefix - 1)
-        self.embeds = torch.cat(pieces)[None]  # (1, T, D)
-        self.owner = torch.cat(owner).to(device)
-        self.position = torch.cat(position).to(device)
+        embeds, owner, position = pack_rows(inputs_embeds, attention_mask, prefix)
+        if prefix_embeds is not None:  # the prefix first, seen by every row (owner -1)
+            embeds = torch.cat([prefix_embeds[0], embeds])
+            owner = torch.cat([torch.full((prefix,), -1, dtype=torch.long), owner])
+            position = torch.cat([torch.arange(prefix), position])
+        self.embeds = embeds[None]  # (1, T, D)
+        self.owner = owner.to(device)
+        self.position = position.to(device)
         self.batch = batch
         self.next_position = (self.position[-batch:] + 1)  # (B,)
         total = self.embeds.shape[1]
